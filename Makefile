@@ -1,0 +1,61 @@
+# Everything installs itself: on a machine with only python3, uv is bootstrapped into .tools/.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+export UV_FROZEN := 1
+export DAGSTER_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen
+DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
+MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := $(shell find dbt_project -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -not -path '*/target/*' -not -path '*/logs/*' 2>/dev/null)
+
+.PHONY: help setup manifest demo test lint format run dev bench clean
+
+help:
+	@echo "make demo   run the whole nightly job end to end on local stand-ins and print a summary"
+	@echo "make test   lint (ruff, sqlfluff) and run every test"
+	@echo "make dev    the Dagster UI on http://127.0.0.1:3000 (dagster dev -w workspace.yaml)"
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+setup: .venv/.synced
+
+$(MANIFEST): .venv/.synced $(DBT_SOURCES)
+	$(RUN) dbt parse $(DBT_FLAGS) --quiet
+	@touch $@
+
+manifest: $(MANIFEST)
+
+demo: setup manifest
+	$(RUN) python -m sandbox.demo
+
+lint: setup manifest
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	cd dbt_project && WAREHOUSE_PATH=$$(mktemp -d)/lint.duckdb $(RUN) sqlfluff lint models macros
+
+format: setup
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+test: lint
+	$(RUN) pytest
+
+JOB ?= nightly_sync
+run: setup manifest
+	$(RUN) dagster job execute -m orchestration.definitions -j $(JOB)
+
+dev: setup manifest
+	$(RUN) dagster dev -w workspace.yaml
+
+clean:
+	rm -rf data .dagster_home dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Dagster assets: Stripe extract, dbt models, and the pushes to Mailchimp and Customer.io."""

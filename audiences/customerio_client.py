@@ -1,0 +1,124 @@
+"""A Customer.io Track API client: HTTP, auth, batch packing and per-op errors. No business rules here."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from audiences.http import build_session, check_base_url
+
+TRACK_HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
+MAX_REQUEST_BYTES = 500_000  # the documents say 500 KB and 32 KB: read them as decimal, the strict way
+MAX_OP_BYTES = 32_000
+_ENVELOPE_BYTES = len(b'{"batch":[]}')
+
+
+def track_base_url(region: str = "us", override: str | None = None) -> str:
+    if override:
+        return check_base_url(override)
+    try:
+        return TRACK_HOSTS[region.lower()]
+    except KeyError:
+        raise ValueError(f"CUSTOMERIO_REGION must be one of {sorted(TRACK_HOSTS)}, not {region!r}") from None
+
+
+class CustomerIOError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"Customer.io {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class OpError:
+    index: int  # position in the list of ops given to send_batch
+    reason: str
+
+
+def encode_op(op: dict[str, Any]) -> bytes:
+    return json.dumps(op, separators=(",", ":"), default=str).encode("utf-8")
+
+
+def pack_ops(encoded: Sequence[bytes], max_request_bytes: int = MAX_REQUEST_BYTES) -> Iterator[list[int]]:
+    """Group op indexes into batches whose request body stays under ``max_request_bytes``."""
+    batch: list[int] = []
+    size = _ENVELOPE_BYTES
+    for index, op in enumerate(encoded):
+        extra = len(op) + (1 if batch else 0)
+        if batch and size + extra >= max_request_bytes:
+            yield batch
+            batch, size, extra = [], _ENVELOPE_BYTES, len(op)
+        batch.append(index)
+        size += extra
+    if batch:
+        yield batch
+
+
+class CustomerIOClient:
+    def __init__(
+        self,
+        site_id: str,
+        api_key: str,
+        *,
+        base_url: str,
+        timeout: float = 60.0,
+        retries: int = 5,
+        pool_size: int = 10,
+    ) -> None:
+        self.base_url = check_base_url(base_url)
+        self.timeout = timeout
+        self.session = build_session(pool_size=pool_size, retries=retries)
+        self.session.auth = (site_id, api_key)
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    @property
+    def api_calls(self) -> int:
+        return self._calls
+
+    def _post(self, path: str, body: bytes) -> requests.Response:
+        with self._lock:
+            self._calls += 1
+        return self.session.post(
+            self.base_url + path,
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=self.timeout,
+        )
+
+    def send_batch(self, encoded_ops: Sequence[bytes]) -> list[OpError]:
+        """POST ``/api/v2/batch`` with already encoded ops (one request); returns the per-op errors.
+
+        200 and 207 bodies are both read for ``errors``. A non-2xx answer raises :class:`CustomerIOError`.
+        """
+        body = b'{"batch":[' + b",".join(encoded_ops) + b"]}"
+        response = self._post("/api/v2/batch", body)
+        if response.status_code not in (200, 207):
+            raise CustomerIOError(response.status_code, _detail(response))
+        try:
+            payload = response.json() if response.content else {}
+        except ValueError:
+            payload = {}
+        errors = payload.get("errors") if isinstance(payload, dict) else None
+        out: list[OpError] = []
+        for err in errors or []:
+            index = err.get("batch_index")
+            if isinstance(index, int) and 0 <= index < len(encoded_ops):
+                reason = ": ".join(str(err.get(k)) for k in ("reason", "field", "message") if err.get(k))
+                out.append(OpError(index, reason or "rejected"))
+        if response.status_code == 207 and not out:
+            out = [OpError(i, "207 without per-op detail") for i in range(len(encoded_ops))]
+        return out
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _detail(response: requests.Response) -> str:
+    text = response.text[:500] if response.content else ""
+    return text or response.reason or "no body"

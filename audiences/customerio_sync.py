@@ -1,0 +1,148 @@
+"""Profiles -> Customer.io people, identified by Stripe customer id through ``/api/v2/batch``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from audiences.customerio_client import (
+    MAX_OP_BYTES,
+    CustomerIOClient,
+    CustomerIOError,
+    encode_op,
+    pack_ops,
+)
+from audiences.field_mapping import FieldMapping
+from audiences.profiles import Profile
+from audiences.sync_result import SyncResult
+from audiences.sync_state import Rejection, plan_changes, record_accepted, record_rejections
+
+DESTINATION = "customerio"
+MAX_IDENTIFIER_BYTES = 150
+MAX_VALUE_BYTES = 1000
+
+
+def attribute_value(value: Any) -> Any:
+    """Customer.io wants plain JSON: dates as unix seconds (for date conditions), decimals as numbers.
+
+    ``None`` becomes ``""``, which removes the attribute at Customer.io instead of storing a null.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp())
+    if isinstance(value, dt.date):
+        return int(dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC).timestamp())
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def build_payloads(profiles: list[Profile], mapping: FieldMapping) -> dict[str, dict[str, Any]]:
+    payloads: dict[str, dict[str, Any]] = {}
+    for profile in profiles:
+        attributes = {
+            name: attribute_value(profile.fields.get(column)) for column, name in mapping.customerio_attributes.items()
+        }
+        if profile.email and profile.fields.get("has_valid_email", True):
+            attributes["email"] = profile.email
+        attributes["segments"] = sorted(profile.tags)
+        payloads[profile.customer_id] = {"id": profile.customer_id, "attributes": attributes}
+    return payloads
+
+
+def identify_op(payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "person",
+        "identifiers": {"id": payload["id"]},
+        "action": "identify",
+        "attributes": payload["attributes"],
+    }
+
+
+def check_limits(key: str, op: bytes, payload: dict[str, Any]) -> str | None:
+    """Why Customer.io would refuse this op, checked before sending; None when it fits."""
+    if len(key.encode()) > MAX_IDENTIFIER_BYTES:
+        return f"identifier longer than {MAX_IDENTIFIER_BYTES} bytes"
+    if len(op) >= MAX_OP_BYTES:
+        return f"operation of {len(op)} bytes exceeds the {MAX_OP_BYTES}-byte limit"
+    for name, value in payload["attributes"].items():
+        if len(str(value).encode()) > MAX_VALUE_BYTES:
+            return f"attribute {name} longer than {MAX_VALUE_BYTES} bytes"
+    return None
+
+
+def sync_people(
+    con: duckdb.DuckDBPyConnection,
+    client: CustomerIOClient,
+    profiles: list[Profile],
+    mapping: FieldMapping,
+    *,
+    run_id: str | None = None,
+    dry_run: bool = False,
+    full_resync: bool = False,
+    concurrency: int = 4,
+) -> SyncResult:
+    started = time.monotonic()
+    result = SyncResult(DESTINATION, dry_run=dry_run, considered=len(profiles))
+    payloads = build_payloads(profiles, mapping)
+    plan = plan_changes(con, DESTINATION, payloads, full_resync=full_resync)
+    result.unchanged = plan.unchanged
+    result.still_rejected = plan.still_rejected
+    keys = sorted(plan.to_send)
+    encoded: list[bytes] = []
+    sendable: list[str] = []
+    rejections: list[Rejection] = []
+    for key in keys:
+        op = encode_op(identify_op(plan.to_send[key]))
+        problem = check_limits(key, op, plan.to_send[key])
+        if problem:
+            rejections.append(Rejection(key, problem, True, plan.hashes[key]))
+        else:
+            encoded.append(op)
+            sendable.append(key)
+    if dry_run:
+        result.planned_sample = [identify_op(plan.to_send[k]) for k in sendable[:10]]
+        result.rejections = rejections
+        result.seconds = time.monotonic() - started
+        return result
+
+    batches = list(pack_ops(encoded))
+
+    def send(indexes: list[int]) -> tuple[list[int], dict[int, str], Exception | None]:
+        try:
+            errors = client.send_batch([encoded[i] for i in indexes])
+            return indexes, {indexes[e.index]: e.reason for e in errors}, None
+        except Exception as exc:  # recorded per record below, as transient
+            return indexes, {}, exc
+
+    accepted: list[tuple[str, str, dict[str, Any]]] = []
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for indexes, op_errors, error in pool.map(send, batches):
+            if isinstance(error, CustomerIOError) and error.status in (401, 403):
+                raise error
+            for i in indexes:
+                key = sendable[i]
+                if error is not None:
+                    reason = f"transient: {type(error).__name__}: {error}"[:500]
+                    rejections.append(Rejection(key, reason, False, plan.hashes[key]))
+                elif i in op_errors:
+                    rejections.append(Rejection(key, op_errors[i], True, plan.hashes[key]))
+                else:
+                    accepted.append((key, plan.hashes[key], plan.to_send[key]))
+                    if key in plan.previous:
+                        result.updated += 1
+                    else:
+                        result.created += 1
+    record_accepted(con, DESTINATION, accepted)
+    record_rejections(con, DESTINATION, rejections, run_id)
+    result.sent = len(accepted)
+    result.rejections = rejections
+    result.api_calls = client.api_calls
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,73 @@
+"""HTTP sessions for the destination clients: retries with backoff and jitter, TLS always verified."""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class InsecureBaseUrlError(ValueError):
+    """A plain-http base URL that does not point at this machine."""
+
+
+def check_base_url(url: str) -> str:
+    """Allow ``https://`` anywhere and ``http://`` only for loopback (the local stand-ins)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return url.rstrip("/")
+    if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
+        return url.rstrip("/")
+    raise InsecureBaseUrlError(
+        f"refusing base URL {parts.scheme}://{parts.hostname}: use https (plain http only for loopback)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_session(
+    *,
+    pool_size: int = 10,
+    retries: int = 5,
+    backoff_factor: float = 0.5,
+    backoff_max: float = 30.0,
+    user_agent: str = "stripe-audiences/0.1",
+) -> requests.Session:
+    """A session whose adapter retries 429, 5xx, connection resets and read time-outs.
+
+    ``Retry-After`` is honoured; otherwise the wait grows exponentially with jitter. Every method is retried:
+    the operations we send are idempotent (upserts by key, tag states, events with a dedupe id).
+    """
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=retries,
+        allowed_methods=None,
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff_factor,
+        backoff_max=backoff_max,
+        backoff_jitter=backoff_factor,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size, pool_block=True)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = user_agent
+    session.verify = True
+    return session

@@ -1,0 +1,129 @@
+"""A Mailchimp Marketing API v3 client: HTTP, auth, errors. No business rules here."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from audiences.http import build_session, check_base_url
+
+PERMANENT_MEMBER_ERRORS = frozenset(
+    {"Invalid Resource", "Member In Compliance State", "Forgotten Email Not Subscribed", "Member Exists"}
+)
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member id: md5 of the lowercased address."""
+    return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+def default_base_url(api_key: str) -> str:
+    secret, sep, dc = api_key.rpartition("-")
+    if not sep or not secret or not dc.isalnum():
+        raise ValueError("MAILCHIMP_API_KEY must look like <secret>-<dc> (e.g. ...-us21)")
+    return f"https://{dc}.api.mailchimp.com/3.0"
+
+
+@dataclass
+class MailchimpError(Exception):
+    status: int
+    title: str
+    detail: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    method: str = ""
+    path: str = ""
+
+    def __str__(self) -> str:
+        extra = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in self.errors)
+        text = f"Mailchimp {self.status} {self.title} on {self.method} {self.path}: {self.detail}"
+        return f"{text} ({extra})" if extra else text
+
+    @property
+    def permanent(self) -> bool:
+        """A per-record failure that repeating the same payload cannot fix."""
+        return self.status == 400 or (self.status < 500 and self.title in PERMANENT_MEMBER_ERRORS)
+
+    @property
+    def reason(self) -> str:
+        return f"{self.status} {self.title}: {self.detail}"[:2000]
+
+
+class MailchimpClient:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str | None = None,
+        max_connections: int = 10,
+        timeout: float = 60.0,
+        retries: int = 5,
+    ) -> None:
+        self.base_url = check_base_url(api_base or default_base_url(api_key))
+        self.timeout = timeout
+        self.session = build_session(pool_size=max_connections, retries=retries)
+        self.session.auth = ("stripe-audiences", api_key)
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    @property
+    def api_calls(self) -> int:
+        return self._calls
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        with self._lock:
+            self._calls += 1
+        response = self.session.request(method, self.base_url + path, json=json, params=params, timeout=self.timeout)
+        if response.status_code >= 400:
+            raise _error(response, method, path)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # -- audiences and merge fields ----------------------------------------------------------------
+    def get_audience(self, list_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/lists/{list_id}", params={"fields": "id,name,stats.member_count"})
+
+    def merge_fields(self, list_id: str) -> list[dict[str, Any]]:
+        fields: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.request("GET", f"/lists/{list_id}/merge-fields", params={"count": 1000, "offset": offset})
+            fields.extend(page.get("merge_fields", []))
+            offset += len(page.get("merge_fields", []))
+            if not page.get("merge_fields") or offset >= int(page.get("total_items", 0)):
+                return fields
+
+    def create_merge_field(self, list_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/lists/{list_id}/merge-fields", json=body)
+
+    # -- members -----------------------------------------------------------------------------------
+    def upsert_member(self, list_id: str, email: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT a member by subscriber hash: creates it or updates it."""
+        return self.request("PUT", f"/lists/{list_id}/members/{subscriber_hash(email)}", json=body)
+
+    def update_tags(self, list_id: str, email: str, tags: list[dict[str, str]]) -> None:
+        self.request("POST", f"/lists/{list_id}/members/{subscriber_hash(email)}/tags", json={"tags": tags})
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _error(response: requests.Response, method: str, path: str) -> MailchimpError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    return MailchimpError(
+        status=response.status_code,
+        title=str(body.get("title") or response.reason or ""),
+        detail=str(body.get("detail") or ""),
+        errors=list(body.get("errors") or []),
+        method=method,
+        path=path,
+    )

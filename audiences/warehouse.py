@@ -1,0 +1,82 @@
+"""DuckDB warehouse: connections and bulk upserts of Arrow batches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+
+def resolve_path(path: str | os.PathLike[str]) -> Path:
+    """The warehouse file as an absolute path (dbt runs in another directory)."""
+    return Path(path).expanduser().resolve()
+
+
+@contextmanager
+def connect(path: str | os.PathLike[str], *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse, creating its folder and file (readable by the owner only) when missing."""
+    target = resolve_path(path)
+    if not read_only:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            old_umask = os.umask(0o077)
+            try:
+                con = duckdb.connect(str(target))
+            finally:
+                os.umask(old_umask)
+            os.chmod(target, 0o600)
+        else:
+            con = duckdb.connect(str(target))
+    else:
+        con = duckdb.connect(str(target), read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def upsert_arrow(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    batch: pa.Table,
+    *,
+    key: str = "id",
+    select_sql: str = "*",
+) -> int:
+    """Insert or replace ``batch`` rows into ``table`` by its primary key, in one statement.
+
+    Rows repeating a key inside the batch keep the last occurrence (DuckDB refuses duplicate keys within
+    one INSERT OR REPLACE). Rows whose ``raw`` equals the stored one are left alone, so re-reading an unchanged
+    object changes nothing. ``select_sql`` lists the target columns' expressions (e.g. ``raw::JSON as raw``).
+    Returns the number of rows inserted or replaced.
+    """
+    if batch.num_rows == 0:
+        return 0
+    con.register("_upsert_batch", batch)
+    try:
+        row = con.execute(
+            f"""
+            insert or replace into {table}
+            select {select_sql} from (
+                select *, row_number() over (partition by {key} order by _batch_pos desc) as _rank
+                from (select *, row_number() over () as _batch_pos from _upsert_batch)
+            ) as b
+            where _rank = 1
+              and not exists (select 1 from {table} as t where t.{key} = b.{key} and t.raw = b.raw::JSON)
+            """
+        ).fetchone()
+    finally:
+        con.unregister("_upsert_batch")
+    return int(row[0]) if row else 0
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])

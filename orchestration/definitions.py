@@ -1,0 +1,47 @@
+"""The one ``Definitions`` object that ``workspace.yaml`` loads."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.customerio_push import customerio_people
+from assets.mailchimp_push import mailchimp_audience_members
+from assets.stripe_extract import stripe_extract
+from assets.warehouse_models import warehouse_models
+from orchestration.dbt_project import dbt_resource
+from orchestration.jobs import extract_stripe, nightly_sync, push_audiences
+from orchestration.resources import CustomerIOResource, MailchimpResource, StripeResource, WarehouseResource
+from orchestration.schedules import nightly_schedule
+from orchestration.settings import (
+    DEFAULT_STRIPE_API_BASE,
+    DEFAULT_WAREHOUSE_PATH,
+    env_if_set,
+    env_or_default,
+)
+
+defs = dg.Definitions(
+    assets=[stripe_extract, warehouse_models, mailchimp_audience_members, customerio_people],
+    jobs=[nightly_sync, extract_stripe, push_audiences],
+    schedules=[nightly_schedule],
+    resources={
+        "warehouse": WarehouseResource(path=env_or_default("WAREHOUSE_PATH", DEFAULT_WAREHOUSE_PATH)),
+        "stripe": StripeResource(
+            api_key=dg.EnvVar("STRIPE_API_KEY"),
+            api_base=env_or_default("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
+        ),
+        "dbt": dbt_resource,
+        "mailchimp": MailchimpResource(
+            api_key=env_if_set("MAILCHIMP_API_KEY"),
+            audience_id=env_if_set("MAILCHIMP_AUDIENCE_ID"),
+            api_base=env_if_set("MAILCHIMP_API_BASE"),
+        ),
+        "customerio": CustomerIOResource(
+            site_id=env_if_set("CUSTOMERIO_SITE_ID"),
+            api_key=env_if_set("CUSTOMERIO_API_KEY"),
+            region=env_or_default("CUSTOMERIO_REGION", "us"),
+            track_api_base=env_if_set("CUSTOMERIO_TRACK_API_BASE"),
+        ),
+    },
+    # DuckDB allows one writing process: run the steps of a run one after another in one process.
+    executor=dg.in_process_executor,
+)

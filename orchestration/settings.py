@@ -1,0 +1,26 @@
+"""Environment variables: names, defaults, and how optional ones become resource config.
+
+Required secrets are passed to resources as ``EnvVar`` so their values never show in the Dagster UI.
+Optional settings use ``EnvVar`` when set and the documented default otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
+DEFAULT_WAREHOUSE_PATH = "data/warehouse.duckdb"
+DEFAULT_NIGHTLY_CRON = "0 2 * * *"
+DEFAULT_NIGHTLY_TIMEZONE = "UTC"
+
+
+def env_or_default(name: str, default: Any) -> Any:
+    """``EnvVar(name)`` when the variable is set (non-empty), else ``default``."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def env_if_set(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else None

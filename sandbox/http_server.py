@@ -1,0 +1,233 @@
+"""A small threaded HTTP server base shared by the API stand-ins.
+
+Each stand-in subclasses :class:`StandInServer`, registers routes with :meth:`route`, and is started on an
+ephemeral port of 127.0.0.1 in a background thread. Every request is recorded in :attr:`requests` so tests
+can assert on exactly what the project sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+
+@dataclass
+class Request:
+    """One HTTP request as the stand-in received it."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)  # path parameters from the route pattern
+    received_at: float = field(default_factory=time.time)
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8")) if self.body else None
+
+    def query_dict(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for key, value in self.query:
+            out.setdefault(key, []).append(value)
+        return out
+
+
+@dataclass
+class Fault:
+    """A scripted failure: the next ``times`` requests matching ``method`` and ``path_regex`` get it."""
+
+    path_regex: str
+    status: int = 500
+    times: int = 1
+    method: str | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without an answer (a reset mid-request)
+    raw: bytes | None = None  # send these bytes as the body, e.g. truncated JSON
+    delay: float = 0.0  # sleep before answering (client time-outs)
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None  # dict/list -> JSON; bytes -> raw; None -> empty
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+Handler = Callable[[Request], Response]
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes: don't wait for a delayed ACK
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read .requests instead
+        return
+
+    def _handle(self) -> None:
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(
+            method=self.command,
+            path=split.path,
+            query=parse_qsl(split.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        response = self.server.stand_in.dispatch(request)
+        if response is None:  # fault injection: drop the connection without answering
+            self.close_connection = True
+            return
+        if isinstance(response.body, bytes):
+            payload = response.body
+        elif response.body is None:
+            payload = b""
+        else:
+            payload = json.dumps(response.body).encode("utf-8")
+        self.send_response(response.status)
+        if payload or response.status not in (204, 304):
+            self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for key, value in response.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], stand_in: StandInServer) -> None:
+        self.stand_in = stand_in
+        super().__init__(address, _RequestHandler)
+
+
+class StandInServer:
+    """Base class: routing, request log, latency injection, start/stop on 127.0.0.1."""
+
+    name = "stand-in"
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0) -> None:
+        self.host = host
+        self.port = port
+        self.latency = latency
+        self.requests: list[Request] = []
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._lock = threading.RLock()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._faults: list[Fault] = []
+
+    # -- routing ---------------------------------------------------------------------------------
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        """Register ``handler`` for ``method`` and a path pattern such as ``/v1/customers/{id}``."""
+        regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$"
+        self._routes.append((method.upper(), re.compile(regex), handler))
+
+    def dispatch(self, request: Request) -> Response | None:
+        with self._lock:
+            self.requests.append(request)
+        if self.latency:
+            time.sleep(self.latency)
+        fault = self._take_fault(request)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                return None
+            if fault.raw is not None:
+                return Response(fault.status, fault.raw, dict(fault.headers))
+            return Response(fault.status, fault.body, dict(fault.headers))
+        allowed: list[str] = []
+        for method, regex, handler in self._routes:
+            match = regex.match(request.path)
+            if not match:
+                continue
+            if method != request.method:
+                allowed.append(method)
+                continue
+            request.params = {k: unquote(v) for k, v in match.groupdict().items()}
+            try:
+                return handler(request)
+            except Exception as exc:  # a stand-in bug must show as a 500, not hang the client
+                return self.internal_error(exc)
+        if allowed:
+            return self.not_found(request, method_not_allowed=True)
+        return self.not_found(request)
+
+    def inject(self, fault: Fault) -> None:
+        """Script a failure for the next matching requests (see :class:`Fault`)."""
+        with self._lock:
+            self._faults.append(fault)
+
+    def _take_fault(self, request: Request) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.times <= 0:
+                    continue
+                if fault.method and fault.method.upper() != request.method:
+                    continue
+                if not re.search(fault.path_regex, request.path):
+                    continue
+                fault.times -= 1
+                return fault
+        return None
+
+    def not_found(self, request: Request, method_not_allowed: bool = False) -> Response:
+        return Response(404, {"error": f"no route for {request.method} {request.path}"})
+
+    def internal_error(self, exc: Exception) -> Response:
+        return Response(500, {"error": f"stand-in error: {type(exc).__name__}: {exc}"})
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError(f"{self.name} is not running")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> str:
+        self._httpd = _Server((self.host, self.port), self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name, daemon=True
+        )
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> StandInServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def requests_to(self, method: str, path_regex: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.method == method and re.search(path_regex, r.path)]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()

@@ -1,0 +1,345 @@
+"""Build the dbt project against a small hand-made Stripe warehouse and check the marts by hand.
+
+The ``stripe.*`` tables follow docs/warehouse.md (typed columns, ``raw`` JSON, ``_extracted_at``;
+amounts in minor units). Expected numbers are worked out in the comments next to the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_DIR = REPO / "dbt_project"
+DBT = Path(sys.executable).parent / "dbt"
+
+DDL = """
+create schema stripe;
+create table stripe.customers (
+  id VARCHAR primary key, email VARCHAR, name VARCHAR, currency VARCHAR, delinquent BOOLEAN,
+  metadata JSON, created TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
+);
+create table stripe.charges (
+  id VARCHAR primary key, customer_id VARCHAR, amount BIGINT, amount_captured BIGINT,
+  amount_refunded BIGINT, currency VARCHAR, status VARCHAR, paid BOOLEAN, captured BOOLEAN,
+  refunded BOOLEAN, disputed BOOLEAN, failure_code VARCHAR, invoice_id VARCHAR,
+  payment_intent_id VARCHAR, balance_transaction_id VARCHAR, bt_amount BIGINT, bt_currency VARCHAR,
+  bt_exchange_rate DOUBLE, created TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
+);
+create table stripe.subscriptions (
+  id VARCHAR primary key, customer_id VARCHAR, status VARCHAR, currency VARCHAR,
+  cancel_at_period_end BOOLEAN, start_date TIMESTAMPTZ, canceled_at TIMESTAMPTZ, ended_at TIMESTAMPTZ,
+  trial_end TIMESTAMPTZ, items JSON, created TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
+);
+create table stripe.products (
+  id VARCHAR primary key, name VARCHAR, active BOOLEAN, created TIMESTAMPTZ, updated TIMESTAMPTZ,
+  raw JSON, _extracted_at TIMESTAMPTZ
+);
+create table stripe.prices (
+  id VARCHAR primary key, product_id VARCHAR, active BOOLEAN, currency VARCHAR, unit_amount BIGINT,
+  type VARCHAR, recurring_interval VARCHAR, recurring_interval_count INTEGER, created TIMESTAMPTZ,
+  raw JSON, _extracted_at TIMESTAMPTZ
+);
+"""
+
+# id, email, name, metadata, created
+CUSTOMERS = [
+    # 5000 JPY x 0.0067 = 33.50 USD; 100.00 EUR captured - 25.00 refunded = 75.00 x 1.08 = 81.00 USD;
+    # a failed and an uncaptured charge add nothing; a fully refunded one adds 0 and is no purchase.
+    # 114.50 from 2 purchases: repeat, medium.
+    ("cus_alice", "  Alice@Example.COM ", "Alice", {"marketing_opt_in": " YES "}, "2023-12-01"),
+    # 12.345 KWD x 3.25 = 40.12125 -> 40.12 USD from 1 purchase: one_time, low.
+    ("cus_bob", "bob@example", "Bob", {"marketing_opt_in": "no"}, "2023-12-02"),
+    # No charges at all.
+    ("cus_carol", None, "Carol", None, "2023-12-03"),
+    # 5 x 200.00 USD = 1000.00 exactly: frequent (5), high (1000).
+    ("cus_dave", "dave@example.org", "Dave", {"marketing_opt_in": "1", "plan": "pro"}, "2023-12-04"),
+    # Only a fully refunded charge: spend 0, no purchase, currency from the charge.
+    ("cus_erin", "   ", "Erin", {"marketing_opt_in": "TRUE"}, "2023-12-05"),
+]
+
+USD = ("usd", None)  # settlement currency, exchange rate (NULL: charge already in USD)
+# id, customer, currency, amount, captured amount, refunded amount, status, captured, (bt currency,
+# rate), created
+CHARGES = [
+    ("ch_a_jpy", "cus_alice", "jpy", 5000, 5000, 0, "succeeded", True, ("usd", 0.0067), "2024-01-10 09:00"),
+    ("ch_a_eur", "cus_alice", "eur", 10000, 10000, 2500, "succeeded", True, ("usd", 1.08), "2024-02-01 12:30"),
+    ("ch_a_failed", "cus_alice", "usd", 5000, 0, 0, "failed", False, (None, None), "2024-03-01 00:00"),
+    ("ch_a_uncaptured", "cus_alice", "usd", 7000, 0, 0, "succeeded", False, (None, None), "2024-03-02 00:00"),
+    ("ch_a_refunded", "cus_alice", "usd", 3000, 3000, 3000, "succeeded", True, USD, "2024-03-05 00:00"),
+    ("ch_b_kwd", "cus_bob", "kwd", 12345, 12345, 0, "succeeded", True, ("usd", 3.25), "2024-01-15 00:00"),
+    *[
+        (f"ch_d_{i}", "cus_dave", "usd", 20000, 20000, 0, "succeeded", True, USD, f"2024-0{i}-01 00:00")
+        for i in range(1, 6)
+    ],
+    ("ch_e_refunded", "cus_erin", "usd", 4200, 4200, 4200, "succeeded", True, USD, "2024-04-01 00:00"),
+    ("ch_guest", None, "usd", 999, 999, 0, "succeeded", True, USD, "2024-04-02 00:00"),
+]
+
+
+def _minor_to_bt(amount_captured: int, currency: str, rate: float | None) -> int | None:
+    """Stripe's balance transaction amount in USD cents (only filled in for realism)."""
+    exponent = {"jpy": 0, "kwd": 3}.get(currency, 2)
+    return round(amount_captured / 10**exponent * (rate or 1) * 100)
+
+
+def build_warehouse(path: Path) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(DDL)
+        extracted = "2024-06-01 00:00:00+00"
+        for cid, email, name, metadata, created in CUSTOMERS:
+            raw = {"id": cid, "object": "customer", "email": email, "name": name, "metadata": metadata}
+            con.execute(
+                "insert into stripe.customers values (?, ?, ?, 'usd', false, ?::JSON, ?::TIMESTAMPTZ, ?::JSON, ?)",
+                [
+                    cid,
+                    email,
+                    name,
+                    None if metadata is None else json.dumps(metadata),
+                    f"{created} 00:00:00+00",
+                    json.dumps(raw),
+                    extracted,
+                ],
+            )
+        con.execute(
+            "insert into stripe.customers (id, raw, _extracted_at) values (?, ?::JSON, ?)",
+            ["cus_deleted", json.dumps({"id": "cus_deleted", "object": "customer", "deleted": True}), extracted],
+        )
+        for cid, customer, currency, amount, captured_amount, refunded, status, captured, bt, created in CHARGES:
+            bt_currency, rate = bt
+            con.execute(
+                "insert into stripe.charges values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?, null, null, ?, ?, ?, ?,"
+                " ?::TIMESTAMPTZ, ?::JSON, ?)",
+                [
+                    cid,
+                    customer,
+                    amount,
+                    captured_amount,
+                    refunded,
+                    currency,
+                    status,
+                    status == "succeeded",
+                    captured,
+                    refunded > 0 and refunded == captured_amount,
+                    "card_declined" if status == "failed" else None,
+                    f"txn_{cid}" if bt_currency else None,
+                    _minor_to_bt(captured_amount, currency, rate) if bt_currency else None,
+                    bt_currency,
+                    rate,
+                    f"{created}:00+00",
+                    json.dumps({"id": cid, "object": "charge"}),
+                    extracted,
+                ],
+            )
+        con.execute(
+            """
+            insert into stripe.products values
+              ('prod_pro', 'Pro plan', true, '2023-01-01 00:00:00+00', '2023-06-01 00:00:00+00', '{}', now());
+            insert into stripe.prices values
+              ('price_pro_usd', 'prod_pro', true, 'usd', 1999, 'recurring', 'month', 1,
+               '2023-01-01 00:00:00+00', '{}', now()),
+              ('price_pro_jpy', 'prod_pro', true, 'jpy', 3000, 'one_time', null, null,
+               '2023-01-01 00:00:00+00', '{}', now());
+            insert into stripe.subscriptions values
+              ('sub_alice', 'cus_alice', 'active', 'usd', false, '2024-01-01 00:00:00+00', null, null,
+               null, '[{"price": {"id": "price_pro_usd"}}]', '2024-01-01 00:00:00+00', '{}', now()),
+              ('sub_dave', 'cus_dave', 'canceled', 'usd', false, '2024-01-01 00:00:00+00',
+               '2024-05-01 00:00:00+00', '2024-05-01 00:00:00+00', null, '[]',
+               '2024-01-01 00:00:00+00', '{}', now());
+            """
+        )
+    finally:
+        con.close()
+
+
+def run_dbt(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WAREHOUSE_PATH": str(tmp / "warehouse.duckdb"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env.pop("MARKETING_CONSENT_METADATA_KEY", None)  # the default key, whatever the shell says
+    return subprocess.run(
+        [
+            str(DBT),
+            *args,
+            "--project-dir",
+            str(PROJECT_DIR),
+            "--profiles-dir",
+            str(PROJECT_DIR),
+            "--target-path",
+            str(tmp / "target"),
+            "--log-path",
+            str(tmp / "logs"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("dbt")
+    build_warehouse(tmp / "warehouse.duckdb")
+    result = run_dbt(tmp, "build")
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    return tmp
+
+
+def query(tmp: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_build_passes_every_node_without_warnings(built: Path) -> None:
+    results = json.loads((built / "target" / "run_results.json").read_text())["results"]
+    statuses = {r["unique_id"]: r["status"] for r in results}
+    assert statuses, "dbt build ran nothing"
+    assert {s for s in statuses.values()} <= {"success", "pass"}, {
+        k: v for k, v in statuses.items() if v not in ("success", "pass")
+    }
+    kinds = {uid.split(".")[0] for uid in statuses}
+    assert {"seed", "model", "test", "unit_test"} <= kinds
+    log = (built / "logs" / "dbt.log").read_text()
+    assert "Deprecat" not in log
+
+
+def test_customer_profiles(built: Path) -> None:
+    rows = query(
+        built,
+        """
+        select customer_id, email, has_valid_email, name, currency, lifetime_spend, purchase_count,
+               strftime(first_purchase_at at time zone 'UTC', '%Y-%m-%d %H:%M'),
+               strftime(last_purchase_at at time zone 'UTC', '%Y-%m-%d %H:%M'),
+               frequency_segment, spend_segment, marketing_consent
+        from marts.customer_profiles order by customer_id
+        """,
+    )
+    assert rows == [
+        (
+            "cus_alice",
+            "alice@example.com",
+            True,
+            "Alice",
+            "usd",
+            Decimal("114.50"),
+            2,
+            "2024-01-10 09:00",
+            "2024-02-01 12:30",
+            "repeat",
+            "medium",
+            True,
+        ),
+        (
+            "cus_bob",
+            "bob@example",
+            False,
+            "Bob",
+            "usd",
+            Decimal("40.12"),
+            1,
+            "2024-01-15 00:00",
+            "2024-01-15 00:00",
+            "one_time",
+            "low",
+            False,
+        ),
+        ("cus_carol", None, False, "Carol", "usd", Decimal("0.00"), 0, None, None, "none", "none", False),
+        (
+            "cus_dave",
+            "dave@example.org",
+            True,
+            "Dave",
+            "usd",
+            Decimal("1000.00"),
+            5,
+            "2024-01-01 00:00",
+            "2024-05-01 00:00",
+            "frequent",
+            "high",
+            True,
+        ),
+        ("cus_erin", None, False, "Erin", "usd", Decimal("0.00"), 0, None, None, "none", "none", True),
+    ]
+
+
+def test_customer_profiles_column_types(built: Path) -> None:
+    types = dict(
+        query(
+            built,
+            "select column_name, data_type from information_schema.columns"
+            " where table_schema = 'marts' and table_name = 'customer_profiles'",
+        )
+    )
+    assert types["lifetime_spend"] == "DECIMAL(18,2)"
+    assert types["purchase_count"] == "INTEGER"
+    assert types["marketing_consent"] == "BOOLEAN"
+    assert types["has_valid_email"] == "BOOLEAN"
+    assert types["last_purchase_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["customer_created_at"] == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_customer_segments(built: Path) -> None:
+    rows = query(
+        built,
+        "select customer_id, segment_group, segment, tag from marts.customer_segments order by customer_id, tag",
+    )
+    assert rows == [
+        ("cus_alice", "frequency", "repeat", "frequency:repeat"),
+        ("cus_alice", "spend", "medium", "spend:medium"),
+        ("cus_bob", "frequency", "one_time", "frequency:one_time"),
+        ("cus_bob", "spend", "low", "spend:low"),
+        ("cus_dave", "frequency", "frequent", "frequency:frequent"),
+        ("cus_dave", "spend", "high", "spend:high"),
+    ]
+
+
+def test_staging_converts_minor_units(built: Path) -> None:
+    rows = dict(
+        query(
+            built,
+            "select charge_id, amount_captured from staging.stg_stripe__charges"
+            " where charge_id in ('ch_a_jpy', 'ch_a_eur', 'ch_b_kwd')",
+        )
+    )
+    assert rows == {"ch_a_jpy": Decimal("5000"), "ch_a_eur": Decimal("100"), "ch_b_kwd": Decimal("12.345")}
+    prices = dict(query(built, "select price_id, unit_amount from staging.stg_stripe__prices"))
+    assert prices == {"price_pro_usd": Decimal("19.99"), "price_pro_jpy": Decimal("3000")}
+
+
+def test_manifest_carries_destination_meta_and_source_asset_keys(built: Path) -> None:
+    manifest = json.loads((built / "target" / "manifest.json").read_text())
+    profiles = manifest["nodes"]["model.stripe_audiences.customer_profiles"]
+    meta = {
+        name: (column.get("meta") or column.get("config", {}).get("meta") or {})
+        for name, column in profiles["columns"].items()
+    }
+    assert meta["lifetime_spend"] == {
+        "mailchimp_merge_field": {"tag": "LTV", "name": "Lifetime spend", "type": "number"},
+        "customerio_attribute": "lifetime_spend",
+    }
+    assert meta["last_purchase_at"]["mailchimp_merge_field"]["type"] == "date"
+    assert meta["first_purchase_at"] == {"customerio_attribute": "first_purchase_at"}
+    assert {m["mailchimp_merge_field"]["tag"] for m in meta.values() if "mailchimp_merge_field" in m} == {
+        "LTV",
+        "PURCHASES",
+        "LASTPURCH",
+        "FREQSEG",
+        "SPENDSEG",
+        "CURRENCY",
+    }
+    assert "email" not in {m.get("customerio_attribute") for m in meta.values()}
+    for table in ("customers", "charges", "subscriptions", "products", "prices"):
+        source = manifest["sources"][f"source.stripe_audiences.stripe.{table}"]
+        source_meta = source.get("config", {}).get("meta") or source.get("meta") or {}
+        assert source_meta["dagster"]["asset_key"] == ["stripe", table]

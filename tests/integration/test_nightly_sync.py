@@ -1,0 +1,204 @@
+"""The whole nightly job, as an operator runs it (`dagster job execute`), against the stand-ins over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sandbox.environment import StandIns, run_job, running_stand_ins
+from tests.integration.scenario import Scenario, build_scenario
+
+TABLES = (
+    "stripe.customers",
+    "stripe.charges",
+    "stripe.subscriptions",
+    "stripe.products",
+    "stripe.prices",
+    "marts.customer_profiles",
+    "marts.customer_segments",
+    "sync.pushed_records",
+)
+
+
+def table_digest(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    rows = con.execute(f"select * from {table} order by all").fetchall()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def writes(stand_ins: StandIns) -> dict[str, int]:
+    """Requests that change something at the destinations."""
+    return {
+        "mailchimp": len([r for r in stand_ins.mailchimp.requests if r.method in {"PUT", "POST", "PATCH"}]),
+        "customerio": len([r for r in stand_ins.customerio.requests if r.method in {"PUT", "POST"}]),
+    }
+
+
+class Pipeline:
+    def __init__(self, scenario: Scenario, stand_ins: StandIns, workdir: Path) -> None:
+        self.scenario = scenario
+        self.stand_ins = stand_ins
+        self.warehouse = workdir / "warehouse.duckdb"
+        self.env = stand_ins.env(self.warehouse, workdir / "dagster_home")
+
+    def run(self, job: str = "nightly_sync", **kwargs: object) -> str:
+        proc = run_job(job, self.env, **kwargs)  # type: ignore[arg-type]
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-12000:]
+        return proc.stdout + proc.stderr
+
+    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+        con = duckdb.connect(str(self.warehouse), read_only=True)
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+    def profile(self, customer_id: str) -> dict[str, object]:
+        con = duckdb.connect(str(self.warehouse), read_only=True)
+        try:
+            cur = con.execute("select * from marts.customer_profiles where customer_id = ?", [customer_id])
+            names = [d[0] for d in cur.description]
+            row = cur.fetchone()
+        finally:
+            con.close()
+        assert row is not None, f"no profile for {customer_id}"
+        return dict(zip(names, row, strict=True))
+
+
+@pytest.fixture(scope="module")
+def pipeline(dbt_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
+    scenario = build_scenario()
+    with running_stand_ins(scenario.account) as stand_ins:
+        audience = stand_ins.audience_id
+        stand_ins.mailchimp.add_member(audience, "carol.white@yahoo.com", status="unsubscribed")
+        pipe = Pipeline(scenario, stand_ins, tmp_path_factory.mktemp("nightly"))
+        pipe.first_output = pipe.run()
+        yield pipe
+
+
+def test_lifetime_spend_converts_jpy_and_eur_and_nets_the_partial_refund(pipeline: Pipeline) -> None:
+    alice = pipeline.profile(pipeline.scenario.alice)
+    # 5000 JPY (zero-decimal) x 0.0067 = 33.50; (100.00 - 25.00) EUR x 1.08 = 81.00; the failed charge counts 0.
+    assert alice["lifetime_spend"] == Decimal("114.50")
+    assert alice["purchase_count"] == 2
+    assert alice["currency"] == "usd"
+    assert alice["email"] == "alice.martin@gmail.com"
+    assert alice["marketing_consent"] is True
+
+
+def test_raw_tables_hold_one_row_per_stripe_object(pipeline: Pipeline) -> None:
+    account = pipeline.scenario.account
+    live_customers = {c for c in account.customers if c not in account.deleted_ids}
+    rows = pipeline.query("select id, raw->>'$.object' from stripe.customers")
+    assert {r[0] for r in rows} >= live_customers
+    assert {r[1] for r in rows} == {"customer"}
+    assert pipeline.query("select count(*), count(distinct id) from stripe.charges")[0] == (
+        len(account.charges),
+        len(account.charges),
+    )
+    jpy = pipeline.query(
+        "select amount, bt_currency, bt_exchange_rate from stripe.charges where customer_id = ? and currency = 'jpy'",
+        [pipeline.scenario.alice],
+    )
+    assert jpy == [(5000, "usd", 0.0067)]
+
+
+def test_consent_decides_status_of_new_members(pipeline: Pipeline) -> None:
+    mc = pipeline.stand_ins.mailchimp
+    audience = pipeline.stand_ins.audience_id
+    assert mc.member(audience, "alice.martin@gmail.com")["status"] == "subscribed"
+    assert mc.member(audience, "bob.stone@outlook.com")["status"] == "transactional"
+
+
+def test_existing_unsubscribed_member_stays_unsubscribed(pipeline: Pipeline) -> None:
+    mc = pipeline.stand_ins.mailchimp
+    carol = mc.member(pipeline.stand_ins.audience_id, "carol.white@yahoo.com")
+    assert carol["status"] == "unsubscribed"
+    assert carol["merge_fields"]["LTV"] == 1500.0  # the profile still arrived
+    assert "spend:high" in mc.member_tags(pipeline.stand_ins.audience_id, "carol.white@yahoo.com")
+    puts = [r.json() for r in mc.requests_to("PUT", r"/members/")]
+    assert puts and all("status" not in body for body in puts)
+
+
+def test_merge_fields_and_tags_arrive(pipeline: Pipeline) -> None:
+    mc = pipeline.stand_ins.mailchimp
+    audience = pipeline.stand_ins.audience_id
+    tags = {f["tag"] for f in mc.merge_fields(audience)}
+    assert {"LTV", "PURCHASES", "LASTPURCH", "FREQSEG", "SPENDSEG"} <= tags
+    alice = mc.member(audience, "alice.martin@gmail.com")
+    assert alice["merge_fields"]["PURCHASES"] == 2
+    assert alice["merge_fields"]["FREQSEG"] == "repeat"
+    assert mc.member_tags(audience, "alice.martin@gmail.com") == {"frequency:repeat", "spend:medium"}
+    assert not mc.contract_violations
+    assert not pipeline.stand_ins.customerio.contract_violations
+
+
+def test_customerio_people_by_stripe_id(pipeline: Pipeline) -> None:
+    cio = pipeline.stand_ins.customerio
+    alice = cio.person(pipeline.scenario.alice)
+    assert alice["email"] == "alice.martin@gmail.com"
+    assert alice["lifetime_spend"] == 114.5
+    assert alice["purchase_count"] == 2
+    assert set(alice["segments"]) == {"frequency:repeat", "spend:medium"}
+    dave = cio.person(pipeline.scenario.dave)  # no email: still a person, keyed by Stripe id
+    assert dave is not None and "email" not in dave
+    assert len(cio.requests_to("POST", r"^/api/v2/batch$")) >= 1
+
+
+def test_bad_emails_are_rejected_with_reasons_and_the_rest_goes_through(pipeline: Pipeline) -> None:
+    s = pipeline.scenario
+    rejected = dict(pipeline.query("select record_key, reason from sync.rejections where destination = 'mailchimp'"))
+    assert rejected[s.dave] == "missing email"
+    assert rejected[s.erin] == "invalid email address"
+    frank_key = hashlib.md5(b"test@example.com").hexdigest()
+    assert "Invalid Resource" in rejected[frank_key]
+    assert pipeline.stand_ins.mailchimp.member(pipeline.stand_ins.audience_id, "test@example.com") is None
+    assert pipeline.stand_ins.mailchimp.member(pipeline.stand_ins.audience_id, "bob.stone@outlook.com")
+
+
+def test_second_run_without_changes_pushes_nothing_and_keeps_tables_identical(pipeline: Pipeline) -> None:
+    con = duckdb.connect(str(pipeline.warehouse), read_only=True)
+    before = {t: table_digest(con, t) for t in TABLES}
+    rejections_before = con.execute("select count(*) from sync.rejections").fetchone()
+    con.close()
+    pipeline.stand_ins.mailchimp.clear_requests()
+    pipeline.stand_ins.customerio.clear_requests()
+
+    pipeline.run()
+
+    assert writes(pipeline.stand_ins) == {"mailchimp": 0, "customerio": 0}
+    con = duckdb.connect(str(pipeline.warehouse), read_only=True)
+    after = {t: table_digest(con, t) for t in TABLES}
+    rejections_after = con.execute("select count(*) from sync.rejections").fetchone()
+    con.close()
+    assert after == before
+    assert rejections_after == rejections_before  # a permanent rejection is recorded once, not nightly
+
+
+def test_a_new_purchase_updates_exactly_that_member_and_flips_its_tags(pipeline: Pipeline) -> None:
+    s = pipeline.scenario
+    s.account.add_charge(s.bob, 2500, "usd")
+    pipeline.stand_ins.mailchimp.clear_requests()
+    pipeline.stand_ins.customerio.clear_requests()
+
+    pipeline.run()
+
+    mc = pipeline.stand_ins.mailchimp
+    puts = mc.requests_to("PUT", r"/members/")
+    assert [r.json()["email_address"] for r in puts] == ["bob.stone@outlook.com"]
+    tag_calls = mc.requests_to("POST", r"/tags$")
+    assert len(tag_calls) == 1
+    assert sorted((t["name"], t["status"]) for t in tag_calls[0].json()["tags"]) == [
+        ("frequency:one_time", "inactive"),
+        ("frequency:repeat", "active"),
+        ("spend:low", "active"),
+    ]
+    assert mc.member_tags(pipeline.stand_ins.audience_id, "bob.stone@outlook.com") == {
+        "frequency:repeat",
+        "spend:low",
+    }
+    ops = [op for r in pipeline.stand_ins.customerio.requests_to("POST", "batch") for op in r.json()["batch"]]
+    assert [op["identifiers"]["id"] for op in ops] == [s.bob]

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from audiences.sync_state import Rejection, payload_hash, plan_changes, record_accepted, record_rejections
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect(":memory:")
+    yield c
+    c.close()
+
+
+def test_hash_ignores_key_order_but_not_values() -> None:
+    assert payload_hash({"a": 1, "b": [1, 2]}) == payload_hash({"b": [1, 2], "a": 1})
+    assert payload_hash({"a": 1}) != payload_hash({"a": 2})
+    assert payload_hash({"tags": ["x", "y"]}) != payload_hash({"tags": ["y", "x"]})
+
+
+def test_plan_sends_new_and_changed_only(con: duckdb.DuckDBPyConnection) -> None:
+    first = {"k1": {"v": 1}, "k2": {"v": 2}}
+    plan = plan_changes(con, "dest", first)
+    assert set(plan.to_send) == {"k1", "k2"} and plan.unchanged == 0
+    record_accepted(con, "dest", [(k, plan.hashes[k], p) for k, p in plan.to_send.items()])
+
+    plan = plan_changes(con, "dest", {"k1": {"v": 1}, "k2": {"v": 3}, "k3": {"v": 0}})
+    assert set(plan.to_send) == {"k2", "k3"}
+    assert plan.unchanged == 1
+    assert plan.previous["k2"] == {"v": 2}  # the last accepted payload, to compute tag removals
+    assert "k3" not in plan.previous
+
+
+def test_destinations_do_not_share_state(con: duckdb.DuckDBPyConnection) -> None:
+    plan = plan_changes(con, "a", {"k": {"v": 1}})
+    record_accepted(con, "a", [("k", plan.hashes["k"], {"v": 1})])
+    assert set(plan_changes(con, "b", {"k": {"v": 1}}).to_send) == {"k"}
+
+
+def test_permanent_rejection_is_not_retried_until_the_payload_changes(con: duckdb.DuckDBPyConnection) -> None:
+    payload = {"email": "fake@example.com"}
+    digest = payload_hash(payload)
+    record_rejections(con, "dest", [Rejection("k", "400 Invalid Resource", True, digest)], run_id="r1")
+    plan = plan_changes(con, "dest", {"k": payload})
+    assert plan.to_send == {} and plan.still_rejected == 1
+    plan = plan_changes(con, "dest", {"k": {"email": "real@gmail.com"}})
+    assert set(plan.to_send) == {"k"}
+
+
+def test_transient_failure_is_retried_next_run(con: duckdb.DuckDBPyConnection) -> None:
+    payload = {"v": 1}
+    record_rejections(con, "dest", [Rejection("k", "transient: timeout", False, payload_hash(payload))], "r1")
+    assert set(plan_changes(con, "dest", {"k": payload}).to_send) == {"k"}
+
+
+def test_full_resync_ignores_stored_hashes(con: duckdb.DuckDBPyConnection) -> None:
+    plan = plan_changes(con, "dest", {"k": {"v": 1}})
+    record_accepted(con, "dest", [("k", plan.hashes["k"], {"v": 1})])
+    assert plan_changes(con, "dest", {"k": {"v": 1}}).to_send == {}
+    assert set(plan_changes(con, "dest", {"k": {"v": 1}}, full_resync=True).to_send) == {"k"}
