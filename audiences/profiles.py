@@ -27,7 +27,9 @@ def load_profiles(con: duckdb.DuckDBPyConnection, limit: int | None = None) -> l
     sql = f"select * from {PROFILES_TABLE} order by customer_id"
     if limit is not None:
         sql += f" limit {int(limit)}"
-    rows = con.execute(sql).to_arrow_table().to_pylist()
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
     tags: dict[str, list[str]] = {}
     for customer_id, tag in con.execute(
         f"select customer_id, tag from {SEGMENTS_TABLE} order by customer_id, tag"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 SCHEMA_SQL = (
     "create schema if not exists sync",
@@ -123,17 +124,26 @@ def record_accepted(
     accepted: Iterable[tuple[str, str, dict[str, Any]]],
 ) -> int:
     """Store (key, hash, payload) of records the destination accepted."""
-    rows = [
-        (destination, key, digest, json.dumps(payload, sort_keys=True, default=str))
-        for key, digest, payload in accepted
-    ]
-    if rows:
+    keys: list[str] = []
+    digests: list[str] = []
+    payloads: list[str] = []
+    for key, digest, payload in accepted:
+        keys.append(key)
+        digests.append(digest)
+        payloads.append(json.dumps(payload, sort_keys=True, default=str))
+    if keys:
         ensure_schema(con)
-        con.executemany(
-            "insert or replace into sync.pushed_records values (?, ?, ?, ?::JSON, now())",
-            rows,
-        )
-    return len(rows)
+        batch = pa.table({"record_key": keys, "payload_hash": digests, "payload": payloads})
+        con.register("_accepted", batch)
+        try:
+            con.execute(
+                "insert or replace into sync.pushed_records "
+                "select ?, record_key, payload_hash, payload::JSON, now() from _accepted",
+                [destination],
+            )
+        finally:
+            con.unregister("_accepted")
+    return len(keys)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ def summary(warehouse: Path, stand_ins: StandIns) -> str:
             "from sync.runs order by finished_at"
         ).fetchall()
         rejections = con.execute(
-            "select destination, regexp_replace(reason, '[^ ]+@[^ ]+', '<email>', 'g') as reason, count(*) "
+            "select destination, regexp_replace(regexp_replace(reason, '[^ ]+@[^ ]+', '<email>', 'g'), "
+            "'cus_[A-Za-z0-9]+', '<customer>', 'g') as reason, count(*) "
             "from sync.rejections group by all order by 1, 3 desc"
         ).fetchall()
     finally:
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-20000:])
             print(f"nightly_sync FAILED after {elapsed:.0f}s", file=sys.stderr)
             return 1
-        steps = sorted(set(re.findall(r"STEP_SUCCESS - Finished execution of step \"([^\"]+)\"", proc.stderr)))
-        print(f"nightly_sync succeeded in {elapsed:.0f}s ({len(steps)} steps)")
+        steps = re.findall(r'Finished execution of step "([^"]+)" in ([0-9.]+m?s)', proc.stderr)
+        print(f"nightly_sync succeeded in {elapsed:.0f}s: " + ", ".join(f"{name} {took}" for name, took in steps))
         print(summary(warehouse, stand_ins))
         print(f"\nThe warehouse stays at {warehouse.relative_to(REPO_ROOT)} for you to explore with SQL.")
     return 0
