@@ -1,15 +1,9 @@
 """Push customer profiles and segments to a Mailchimp audience."""
 
-import time
-
 import dagster as dg
 
-from assets.push_common import PROFILE_MODELS, PushConfig, result_metadata, skipped
-from audiences.field_mapping import load_mapping
-from audiences.mailchimp_sync import DESTINATION, sync_members
-from audiences.profiles import load_profiles
-from audiences.sync_state import record_run
-from orchestration.dbt_project import dbt_project
+from assets.push_common import PROFILE_MODELS, PushConfig, run_push, skipped
+from audiences.mailchimp_sync import sync_members
 from orchestration.resources import MailchimpResource, WarehouseResource
 
 
@@ -31,36 +25,25 @@ def mailchimp_audience_members(
 ) -> dg.MaterializeResult:
     if not mailchimp.configured:
         return skipped(context, "Mailchimp", "MAILCHIMP_API_KEY or MAILCHIMP_AUDIENCE_ID")
-    assert mailchimp.audience_id
-    started = time.time()
-    mapping = load_mapping(dbt_project.manifest_path)
+    audience_id = mailchimp.audience_id or ""
     client = mailchimp.client()
     try:
-        with warehouse.connect() as con:
-            profiles = load_profiles(con, limit=config.limit)
-            result = sync_members(
+        return run_push(
+            context,
+            config,
+            warehouse,
+            "Mailchimp",
+            lambda con, profiles, mapping: sync_members(
                 con,
                 client,
-                mailchimp.audience_id,
+                audience_id,
                 profiles,
                 mapping,
                 run_id=context.run_id,
                 dry_run=config.dry_run,
                 full_resync=config.full_resync,
                 max_connections=mailchimp.max_connections,
-            )
-            record_run(
-                con,
-                run_id=context.run_id,
-                destination=DESTINATION,
-                started_at=started,
-                dry_run=config.dry_run,
-                counts=result.counts(),
-            )
+            ),
+        )
     finally:
         client.close()
-    context.log.info(
-        f"Mailchimp: {result.considered} profiles, {result.unchanged} unchanged, {result.created} created, "
-        f"{result.updated} updated, {result.rejected} rejected, {result.api_calls} API calls"
-    )
-    return dg.MaterializeResult(metadata=result_metadata(result))

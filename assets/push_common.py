@@ -1,14 +1,24 @@
 """What the destination assets share: run config and the metadata a person reads in the UI."""
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
 from assets.warehouse_models import warehouse_models
+from audiences.field_mapping import FieldMapping, load_mapping
+from audiences.profiles import Profile, load_profiles
 from audiences.redact import mask_emails
 from audiences.sync_result import SyncResult
+from audiences.sync_state import record_run
+from orchestration.dbt_project import dbt_project
+from orchestration.resources import WarehouseResource
+
+Sync = Callable[[duckdb.DuckDBPyConnection, list[Profile], FieldMapping], SyncResult]
 
 PROFILE_MODELS = [get_asset_key_for_model([warehouse_models], m) for m in ("customer_profiles", "customer_segments")]
 
@@ -48,3 +58,31 @@ def result_metadata(result: SyncResult) -> dict[str, Any]:
             [{k: v for k, v in p.items() if k not in {"email_address", "email"}} for p in result.planned_sample]
         )
     return metadata
+
+
+def run_push(
+    context: dg.AssetExecutionContext,
+    config: PushConfig,
+    warehouse: WarehouseResource,
+    label: str,
+    sync: Sync,
+) -> dg.MaterializeResult:
+    """Load the profiles and the column mapping, run ``sync``, record the run, report it."""
+    started = time.time()
+    mapping = load_mapping(dbt_project.manifest_path)
+    with warehouse.connect() as con:
+        profiles = load_profiles(con, limit=config.limit)
+        result = sync(con, profiles, mapping)
+        record_run(
+            con,
+            run_id=context.run_id,
+            destination=result.destination,
+            started_at=started,
+            dry_run=config.dry_run,
+            counts=result.counts(),
+        )
+    context.log.info(
+        f"{label}{' (dry run)' if config.dry_run else ''}: {result.considered} profiles, {result.unchanged} unchanged, "
+        f"{result.created} created, {result.updated} updated, {result.rejected} rejected, {result.api_calls} API calls"
+    )
+    return dg.MaterializeResult(metadata=result_metadata(result))

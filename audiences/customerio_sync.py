@@ -20,7 +20,7 @@ from audiences.customerio_client import (
 from audiences.field_mapping import FieldMapping
 from audiences.profiles import Profile
 from audiences.sync_result import SyncResult
-from audiences.sync_state import Rejection, plan_changes, record_accepted, record_rejections
+from audiences.sync_state import Rejection, plan_changes, record_outcome
 
 DESTINATION = "customerio"
 MAX_IDENTIFIER_BYTES = 150
@@ -108,9 +108,7 @@ def sync_people(
             sendable.append(key)
     if dry_run:
         result.planned_sample = [identify_op(plan.to_send[k]) for k in sendable[:10]]
-        result.rejections = rejections
-        result.seconds = time.monotonic() - started
-        return result
+        return result.finish(started=started, api_calls=client.api_calls, sent=0, rejections=rejections)
 
     batches = list(pack_ops(encoded))
 
@@ -121,7 +119,7 @@ def sync_people(
         except Exception as exc:  # recorded per record below, as transient
             return indexes, {}, exc
 
-    accepted: list[tuple[str, str, dict[str, Any]]] = []
+    accepted: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for indexes, op_errors, error in pool.map(send, batches):
             if isinstance(error, CustomerIOError) and error.status in (401, 403):
@@ -134,15 +132,10 @@ def sync_people(
                 elif i in op_errors:
                     rejections.append(Rejection(key, op_errors[i], True, plan.hashes[key]))
                 else:
-                    accepted.append((key, plan.hashes[key], plan.to_send[key]))
+                    accepted.append(key)
                     if key in plan.previous:
                         result.updated += 1
                     else:
                         result.created += 1
-    record_accepted(con, DESTINATION, accepted)
-    record_rejections(con, DESTINATION, rejections, run_id)
-    result.sent = len(accepted)
-    result.rejections = rejections
-    result.api_calls = client.api_calls
-    result.seconds = time.monotonic() - started
-    return result
+    record_outcome(con, DESTINATION, plan, accepted, rejections, run_id)
+    return result.finish(started=started, api_calls=client.api_calls, sent=len(accepted), rejections=rejections)

@@ -22,13 +22,7 @@ from audiences.field_mapping import FieldMapping, MergeField
 from audiences.mailchimp_client import MailchimpClient, MailchimpError, subscriber_hash
 from audiences.profiles import Profile
 from audiences.sync_result import SyncResult
-from audiences.sync_state import (
-    Rejection,
-    payload_hash,
-    plan_changes,
-    record_accepted,
-    record_rejections,
-)
+from audiences.sync_state import Rejection, payload_hash, plan_changes, record_outcome
 
 log = logging.getLogger(__name__)
 DESTINATION = "mailchimp"
@@ -162,26 +156,14 @@ def sync_members(
     )
     payloads, invalid = build_payloads(profiles, mapping, date_formats)
     plan = plan_changes(con, DESTINATION, payloads, full_resync=full_resync)
-    # Invalid profiles are recorded once per distinct reason, not every night.
-    known = {
-        (k, h)
-        for k, h in con.execute(
-            "select record_key, payload_hash from sync.rejections where destination = ? and permanent",
-            [DESTINATION],
-        ).fetchall()
-    }
-    new_invalid = [r for r in invalid if (r.record_key, r.payload_hash) not in known]
+    new_invalid = [r for r in invalid if plan.is_new_rejection(r)]
     result.still_rejected = plan.still_rejected + len(invalid) - len(new_invalid)
     result.unchanged = plan.unchanged
     if dry_run:
         result.planned_sample = list(plan.to_send.values())[:10]
-        result.sent = 0
-        result.rejections = new_invalid
-        result.api_calls = client.api_calls
-        result.seconds = time.monotonic() - started
-        return result
+        return result.finish(started=started, api_calls=client.api_calls, sent=0, rejections=new_invalid)
 
-    accepted: list[tuple[str, str, dict[str, Any]]] = []
+    accepted: list[str] = []
     rejections: list[Rejection] = list(new_invalid)
 
     def work(key: str) -> tuple[str, str | None, MailchimpError | Exception | None]:
@@ -195,7 +177,7 @@ def sync_members(
     with ThreadPoolExecutor(max_workers=max(1, min(10, max_connections))) as pool:
         for key, outcome, error in pool.map(work, sorted(plan.to_send)):
             if outcome is not None:
-                accepted.append((key, plan.hashes[key], plan.to_send[key]))
+                accepted.append(key)
                 result.created += outcome == "created"
                 result.updated += outcome == "updated"
             elif isinstance(error, MailchimpError):
@@ -205,13 +187,8 @@ def sync_members(
             else:
                 reason = f"transient: {type(error).__name__}: {error}"[:500]
                 rejections.append(Rejection(key, reason, False, plan.hashes[key]))
-    record_accepted(con, DESTINATION, accepted)
-    record_rejections(con, DESTINATION, rejections, run_id)
-    result.sent = len(accepted)
-    result.rejections = rejections
-    result.api_calls = client.api_calls
-    result.seconds = time.monotonic() - started
-    return result
+    record_outcome(con, DESTINATION, plan, accepted, rejections, run_id)
+    return result.finish(started=started, api_calls=client.api_calls, sent=len(accepted), rejections=rejections)
 
 
 __all__ = ["build_payloads", "ensure_merge_fields", "payload_hash", "sync_members"]

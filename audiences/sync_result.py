@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,13 @@ class SyncResult:
     rejections: list[Rejection] = field(default_factory=list)
     planned_sample: list[dict[str, Any]] = field(default_factory=list)
     skipped_reason: str | None = None
+
+    def finish(self, *, started: float, api_calls: int, sent: int, rejections: list[Rejection]) -> SyncResult:
+        self.sent = sent
+        self.rejections = rejections
+        self.api_calls = api_calls
+        self.seconds = time.monotonic() - started
+        return self
 
     @property
     def rejected(self) -> int:

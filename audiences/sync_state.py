@@ -69,6 +69,14 @@ def payload_hash(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class Rejection:
+    record_key: str
+    reason: str
+    permanent: bool
+    payload_hash: str | None = None
+
+
 @dataclass
 class Plan:
     """What a run will send: new and changed records; what it skips and why."""
@@ -78,6 +86,11 @@ class Plan:
     hashes: dict[str, str] = field(default_factory=dict)
     unchanged: int = 0
     still_rejected: int = 0  # same payload as a permanent rejection: not retried until it changes
+    rejected_before: set[tuple[str, str]] = field(default_factory=set)  # (key, hash) of permanent rejections
+
+    def is_new_rejection(self, rejection: Rejection) -> bool:
+        """False when the same record was already refused for the same payload (record it once, not nightly)."""
+        return (rejection.record_key, rejection.payload_hash or "") not in self.rejected_before
 
 
 def plan_changes(
@@ -95,14 +108,14 @@ def plan_changes(
             [destination],
         ).fetchall()
     }
-    rejected = {
+    rejected: set[tuple[str, str]] = {
         (key, digest)
         for key, digest in con.execute(
             "select record_key, payload_hash from sync.rejections where destination = ? and permanent",
             [destination],
         ).fetchall()
     }
-    plan = Plan()
+    plan = Plan(rejected_before=rejected)
     for key, payload in payloads.items():
         digest = payload_hash(payload)
         plan.hashes[key] = digest
@@ -146,14 +159,6 @@ def record_accepted(
     return len(keys)
 
 
-@dataclass(frozen=True)
-class Rejection:
-    record_key: str
-    reason: str
-    permanent: bool
-    payload_hash: str | None = None
-
-
 def record_rejections(
     con: duckdb.DuckDBPyConnection,
     destination: str,
@@ -194,3 +199,16 @@ def record_run(
             counts.get("api_calls", 0),
         ],
     )
+
+
+def record_outcome(
+    con: duckdb.DuckDBPyConnection,
+    destination: str,
+    plan: Plan,
+    accepted: Iterable[str],
+    rejections: Iterable[Rejection],
+    run_id: str | None,
+) -> None:
+    """Store what the destination accepted (by key, from the plan) and what it refused."""
+    record_accepted(con, destination, [(key, plan.hashes[key], plan.to_send[key]) for key in accepted])
+    record_rejections(con, destination, rejections, run_id)
