@@ -1,12 +1,24 @@
-"""Stripe -> DuckDB: one asset per Stripe object type, materialized in a single step (DuckDB has one writer)."""
+"""Stripe -> DuckDB: one asset per Stripe object type (and the events), materialized in one step.
+
+One step because DuckDB has one writer: inside it, streams and `created` windows are fetched concurrently and
+landed by a single writer.
+"""
 
 from collections.abc import Iterator
 
 import dagster as dg
+from pydantic import Field
 
-from audiences.stripe_extract import RateLimitRetry, extract_stream
+from audiences.stripe_extract import extract
 from audiences.stripe_streams import STREAMS, STREAMS_BY_NAME
 from orchestration.resources import StripeResource, WarehouseResource
+
+
+class ExtractConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False, description="Re-list every object through the list endpoints instead of reading events."
+    )
+    workers: int = Field(default=8, description="Concurrent list requests during a backfill (within the rate limits).")
 
 
 def stripe_asset_key(stream_name: str) -> dg.AssetKey:
@@ -28,28 +40,42 @@ def stripe_asset_key(stream_name: str) -> dg.AssetKey:
     name="stripe_extract",
 )
 def stripe_extract(
-    context: dg.AssetExecutionContext, stripe: StripeResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: ExtractConfig,
+    stripe: StripeResource,
+    warehouse: WarehouseResource,
 ) -> Iterator[dg.MaterializeResult]:
-    """List each selected Stripe object type and upsert it into the warehouse by id."""
-    client = stripe.client()
-    retry = RateLimitRetry()
+    """Backfill what needs it, then apply the events since each stream's cursor."""
+    streams = [STREAMS_BY_NAME[key.path[-1]] for key in context.selected_asset_keys]
+    streams.sort(key=lambda s: s.name)
+    reader = stripe.reader()
     with warehouse.connect() as con:
-        for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
-            stream = STREAMS_BY_NAME[key.path[-1]]
-            result = extract_stream(con, client, stream, retry)
+        report = extract(
+            con,
+            reader,
+            streams,
+            full_refresh=config.full_refresh,
+            workers=config.workers,
+            on_progress=None,
+        )
+        context.log.info(
+            f"Stripe: {report.requests} requests ({report.retries} retried), {report.events_read} events read "
+            f"in {report.seconds:.1f}s"
+        )
+        for stream in streams:
+            entry = report.streams[stream.name]
             total = con.execute(f"select count(*) from {stream.table}").fetchone()
-            context.log.info(
-                f"{stream.table}: {result.fetched} objects in {result.pages} pages, {result.changed} new or changed"
-            )
+            context.log.info(f"{stream.table}: {entry.mode}, {entry.fetched} listed, {entry.changed} new or changed")
             yield dg.MaterializeResult(
-                asset_key=key,
+                asset_key=stripe_asset_key(stream.name),
                 metadata={
                     "table": stream.table,
-                    "objects_fetched": result.fetched,
-                    "rows_changed": result.changed,
-                    "pages": result.pages,
+                    "mode": entry.mode,
+                    "objects_listed": entry.fetched,
+                    "rows_changed": entry.changed,
                     "dagster/row_count": int(total[0]) if total else 0,
-                    "seconds": round(result.seconds, 2),
-                    "rate_limit_retries": retry.retried,
+                    "events_cursor": entry.cursor or 0,
+                    "run_requests": report.requests,
+                    "run_seconds": round(report.seconds, 2),
                 },
             )

@@ -1,129 +1,158 @@
-"""Pull Stripe list endpoints page by page with the official SDK and land them in DuckDB in bulk."""
+"""One extraction run: backfill the streams that need it, then apply the events since each stream's cursor.
+
+- A stream with no cursor, a cursor older than 29 days (events last 30), or ``full_refresh``: backfill through
+  its list endpoint (parallel `created` windows, resumable), then hand over to events from the moment the
+  backfill started.
+- Otherwise: read ``/v1/events`` since the cursor (minus an overlap, deduplicated by id) and upsert each
+  changed object's newest state; deletions become tombstones.
+- A cursor moves only in the transaction that lands the data it covers: a run that dies at any point loses
+  nothing and duplicates nothing (rows are keyed by Stripe id).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import duckdb
-import stripe
 
-from audiences.stripe_streams import Stream
-from audiences.warehouse import upsert_arrow
+from audiences import stripe_state
+from audiences.stripe_backfill import Backfill, Window
+from audiences.stripe_events import OVERLAP_SECONDS, apply_events, fetch_events, store_events
+from audiences.stripe_reader import StripeReader
+from audiences.stripe_streams import EVENTS, Stream
 
 log = logging.getLogger(__name__)
-
-PAGE_SIZE = 100  # Stripe's maximum
-CHUNK_ROWS = 5_000  # objects per bulk insert: memory stays flat however large the account is
-
-
-def make_client(api_key: str, api_base: str, max_network_retries: int = 3) -> stripe.StripeClient:
-    """A ``StripeClient`` bound to ``api_base`` with explicit network retries (it retries none by default)."""
-    return stripe.StripeClient(
-        api_key,
-        base_addresses={"api": api_base.rstrip("/")},
-        max_network_retries=max_network_retries,
-    )
+EVENT_RETENTION_SECONDS = 30 * 86_400
+STALE_CURSOR_SECONDS = 29 * 86_400
 
 
 @dataclass
-class RateLimitRetry:
-    """Retries what the SDK does not: a plain 429 (and errors Stripe marks as retryable)."""
-
-    attempts: int = 8
-    base_delay: float = 0.5
-    max_delay: float = 20.0
-    retried: int = 0
-
-    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        for attempt in range(self.attempts):
-            try:
-                return fn(*args, **kwargs)
-            except (stripe.RateLimitError, stripe.APIConnectionError) as exc:
-                if attempt == self.attempts - 1:
-                    raise
-                self.retried += 1
-                delay = min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + random.random() / 2)
-                log.warning("Stripe %s, retrying in %.1fs", type(exc).__name__, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
-
-
-@dataclass
-class StreamResult:
+class StreamReport:
     stream: str
-    fetched: int  # objects read from Stripe
-    changed: int  # rows inserted or replaced (new or different from the stored object)
-    pages: int
-    seconds: float
+    mode: str  # "backfill", "resumed backfill" or "incremental"
+    fetched: int = 0
+    changed: int = 0
+    cursor: int | None = None
 
 
-def list_page(client: stripe.StripeClient, path: str, params: dict[str, Any], retry: RateLimitRetry) -> dict[str, Any]:
-    """One list page through the SDK's ``raw_request``: the SDK's auth, retries and typed errors, and the JSON
-    exactly as Stripe sent it (building ``StripeObject``s costs ~6x the time, and we store the JSON anyway)."""
-    response = retry.call(client.raw_request, "get", path, **params)
-    page = json.loads(response.body)
-    if not isinstance(page, dict) or page.get("object") != "list" or not isinstance(page.get("data"), list):
-        raise stripe.APIError(f"unexpected answer to GET {path}: not a list object")
-    return page
-
-
-def iter_pages(client: stripe.StripeClient, stream: Stream, retry: RateLimitRetry) -> Iterator[list[dict[str, Any]]]:
-    """Every page of ``stream``'s list endpoint, newest first, as plain dicts."""
-    params: dict[str, Any] = {"limit": PAGE_SIZE, **stream.list_params}
-    while True:
-        page = list_page(client, stream.path, params, retry)
-        objects: list[dict[str, Any]] = page["data"]
-        if objects:
-            yield objects
-        if not page.get("has_more") or not objects:
-            return
-        params = {**params, "starting_after": objects[-1]["id"]}
+@dataclass
+class ExtractReport:
+    streams: dict[str, StreamReport] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    events_read: int = 0
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection, stream: Stream) -> None:
+    """Create the table, or add the columns a newer version of the stream has (so old warehouses upgrade)."""
     con.execute("create schema if not exists stripe")
     con.execute(stream.ddl())
+    existing = {
+        name
+        for (name,) in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'stripe' and table_name = ?",
+            [stream.name],
+        ).fetchall()
+    }
+    for column in stream.all_columns:
+        if column.name not in existing:
+            con.execute(f"alter table {stream.table} add column {column.name} {column.sql_type}")
 
 
-def extract_stream(
+def extract(
     con: duckdb.DuckDBPyConnection,
-    client: stripe.StripeClient,
-    stream: Stream,
-    retry: RateLimitRetry | None = None,
-) -> StreamResult:
-    """List every object of ``stream`` and upsert it by id, in chunks, in one transaction.
-
-    A run that dies halfway leaves the table as it was (the transaction rolls back); running twice gives the
-    same table, one row per id.
-    """
-    retry = retry or RateLimitRetry()
+    reader: StripeReader,
+    streams: Sequence[Stream],
+    *,
+    full_refresh: bool = False,
+    workers: int = 8,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> ExtractReport:
     started = time.monotonic()
     extracted_at = time.time()
-    ensure_table(con, stream)
-    fetched = changed = pages = 0
-    buffer: list[dict[str, Any]] = []
-    con.execute("begin transaction")
-    try:
-        for page in iter_pages(client, stream, retry):
-            pages += 1
-            fetched += len(page)
-            buffer.extend(page)
-            if len(buffer) >= CHUNK_ROWS:
-                changed += upsert_arrow(
-                    con, stream.table, stream.to_arrow(buffer, extracted_at), select_sql=stream.select_sql()
-                )
-                buffer = []
-        changed += upsert_arrow(
-            con, stream.table, stream.to_arrow(buffer, extracted_at), select_sql=stream.select_sql()
+    report = ExtractReport()
+    stripe_state.ensure_schema(con)
+    for stream in streams:
+        ensure_table(con, stream)
+
+    head, server_time = reader.list("/v1/events", {"limit": 1})
+    now = int(server_time or time.time())
+    newest_event = int(head["data"][0]["created"]) if head["data"] else None
+    handover = newest_event if newest_event is not None else now
+
+    # 1. Backfills (object streams only; the events stream "backfills" by reading the last 30 days).
+    states = {s.name: stripe_state.load(con, s.name) for s in streams}
+    windows: list[Window] = []
+    backfilling: list[Stream] = []
+    for stream in streams:
+        state = states[stream.name]
+        fresh = state.events_cursor is not None and state.events_cursor >= now - STALE_CURSOR_SECONDS
+        if stream is EVENTS:
+            if full_refresh or not fresh:
+                state.events_cursor = now - EVENT_RETENTION_SECONDS + OVERLAP_SECONDS
+                report.streams[stream.name] = StreamReport(stream.name, "backfill")
+            continue
+        if fresh and not full_refresh:
+            continue
+        resumable = (
+            not full_refresh
+            and state.backfill_cursor is not None
+            and state.backfill_cursor >= now - STALE_CURSOR_SECONDS
         )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return StreamResult(stream.name, fetched, changed, pages, time.monotonic() - started)
+        if not resumable:
+            state.backfill_cursor = handover
+            stripe_state.clear_windows(con, stream.name)
+            stripe_state.save(con, state)
+        ranges = stripe_state.remaining_ranges(con, stream.name, state.backfill_cursor)
+        windows += [Window(stream, state.backfill_cursor, gte, lt) for gte, lt in ranges]
+        backfilling.append(stream)
+        report.streams[stream.name] = StreamReport(stream.name, "resumed backfill" if resumable else "backfill")
+
+    if windows:
+        stats = Backfill(reader, con, workers=workers).run(windows, on_progress)
+        for stream in backfilling:
+            state = states[stream.name]
+            report.streams[stream.name].fetched = stats.objects.get(stream.name, 0)
+            report.streams[stream.name].changed = stats.changed.get(stream.name, 0)
+            con.execute("begin transaction")
+            try:
+                state.events_cursor, state.backfill_cursor = state.backfill_cursor, None
+                stripe_state.clear_windows(con, stream.name)
+                stripe_state.save(con, state, backfill_done=True)
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+
+    # 2. Events since the oldest cursor, applied to each stream from its own cursor.
+    since = min(int(states[s.name].events_cursor or now) for s in streams) - OVERLAP_SECONDS
+    batch = fetch_events(reader, since)
+    report.events_read = len(batch.events)
+    # Everything created up to a minute before Stripe's clock at the start is listed by now.
+    new_cursor = max([now - 60] + ([batch.newest_created] if batch.newest_created else []))
+    for stream in streams:
+        state = states[stream.name]
+        stream_since = int(state.events_cursor or now) - OVERLAP_SECONDS
+        entry = report.streams.setdefault(stream.name, StreamReport(stream.name, "incremental"))
+        con.execute("begin transaction")
+        try:
+            if stream is EVENTS:
+                changed = store_events(con, stream, batch, stream_since, extracted_at)
+            else:
+                changed = apply_events(con, reader, stream, batch, stream_since, extracted_at)
+            state.events_cursor = max(int(state.events_cursor or 0), new_cursor)
+            stripe_state.save(con, state)
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        entry.changed += changed
+        entry.cursor = state.events_cursor
+    report.requests = reader.requests
+    report.retries = reader.retry.retried
+    report.seconds = time.monotonic() - started
+    return report

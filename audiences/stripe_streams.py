@@ -34,13 +34,24 @@ class Column:
 
 @dataclass(frozen=True)
 class Stream:
-    """A Stripe list endpoint landing in ``stripe.<name>``."""
+    """A Stripe list endpoint landing in ``stripe.<name>``, and the events that update it.
+
+    ``object_type`` is the ``object`` field of the objects (and of ``data.object`` in their events);
+    ``event_types`` are the event type filters (``type`` accepts one ``*`` wildcard) that carry their changes;
+    ``tombstones`` says whether a ``<object>.deleted`` event removes the object in Stripe (customers,
+    products): the row is then kept, flagged ``is_deleted`` with ``deleted_at``. (A subscription's
+    ``customer.subscription.deleted`` is a cancellation: the object stays, with status ``canceled``.)
+    """
 
     name: str
     path: str  # the list endpoint, e.g. ``/v1/customers``
     description: str
     columns: tuple[Column, ...]
+    object_type: str = ""
+    event_types: tuple[str, ...] = ()
+    tombstones: bool = False
     list_params: dict[str, Any] = field(default_factory=dict)
+    sticky: tuple[str, ...] = ()  # columns kept from the stored row when an event carries no value for them
 
     @property
     def table(self) -> str:
@@ -52,7 +63,9 @@ class Stream:
 
     @property
     def all_columns(self) -> tuple[Column, ...]:
-        return (*self.columns, RAW, EXTRACTED_AT)
+        if not self.object_type:  # the events table has no tombstones
+            return (*self.columns, RAW, EXTRACTED_AT)
+        return (*self.columns, IS_DELETED, DELETED_AT, RAW, EXTRACTED_AT)
 
     def ddl(self) -> str:
         cols = ",\n  ".join(
@@ -63,8 +76,26 @@ class Stream:
     def select_sql(self) -> str:
         return ", ".join(c.select_expr for c in self.all_columns)
 
-    def to_arrow(self, objects: list[dict[str, Any]], extracted_at: float) -> pa.Table:
+    def same_sql(self) -> str:
+        """When a stored row ``t`` already holds batch row ``b``: same JSON, and same deletion state."""
+        if not self.object_type:
+            return "t.raw = b.raw::JSON"
+        return "t.raw = b.raw::JSON and t.is_deleted is not distinct from b.is_deleted"
+
+    def upsert(self, con: Any, batch: pa.Table) -> int:
+        from audiences.warehouse import upsert_arrow
+
+        return upsert_arrow(con, self.table, batch, select_sql=self.select_sql(), same_sql=self.same_sql())
+
+    def to_arrow(
+        self, objects: list[dict[str, Any]], extracted_at: float, deleted_at: list[float | None] | None = None
+    ) -> pa.Table:
+        """Rows for ``objects``; ``deleted_at[i]`` set marks object i as a tombstone deleted at that time."""
         data: dict[str, list[Any]] = {c.name: [c.get(o) for o in objects] for c in self.columns}
+        if self.object_type:
+            deleted = deleted_at if deleted_at is not None else [None] * len(objects)
+            data["is_deleted"] = [d is not None for d in deleted]
+            data["deleted_at"] = deleted
         data["raw"] = [json.dumps(o, separators=(",", ":"), sort_keys=True) for o in objects]
         data["_extracted_at"] = [extracted_at] * len(objects)
         return pa.table(data, schema=self.arrow_schema)
@@ -126,11 +157,16 @@ def col(name: str, sql_type: str, get: Getter | None = None) -> Column:
 
 RAW = Column("raw", "JSON", pa.string(), lambda o: None)
 EXTRACTED_AT = col("_extracted_at", "TIMESTAMPTZ")
+IS_DELETED = col("is_deleted", "BOOLEAN")
+DELETED_AT = col("deleted_at", "TIMESTAMPTZ")
 
 CUSTOMERS = Stream(
     name="customers",
     path="/v1/customers",
-    description="Stripe customers: one row per customer id, latest state.",
+    description="Stripe customers: one row per customer id, latest state; deleted ones kept as tombstones.",
+    object_type="customer",
+    event_types=("customer.created", "customer.updated", "customer.deleted"),
+    tombstones=True,
     columns=(
         col("id", "VARCHAR"),
         col("email", "VARCHAR"),
@@ -147,6 +183,9 @@ CHARGES = Stream(
     path="/v1/charges",
     description="Stripe charges with their balance transaction (settlement amount and exchange rate).",
     list_params={"expand": ["data.balance_transaction"]},
+    object_type="charge",
+    event_types=("charge.*",),
+    sticky=("bt_amount", "bt_currency", "bt_exchange_rate"),
     columns=(
         col("id", "VARCHAR"),
         col("customer_id", "VARCHAR", ref_id("customer")),
@@ -175,6 +214,8 @@ SUBSCRIPTIONS = Stream(
     path="/v1/subscriptions",
     description="Stripe subscriptions in every status (status=all), with their items.",
     list_params={"status": "all"},
+    object_type="subscription",
+    event_types=("customer.subscription.*",),
     columns=(
         col("id", "VARCHAR"),
         col("customer_id", "VARCHAR", ref_id("customer")),
@@ -193,7 +234,10 @@ SUBSCRIPTIONS = Stream(
 PRODUCTS = Stream(
     name="products",
     path="/v1/products",
-    description="Stripe products, active and archived.",
+    description="Stripe products, active and archived; deleted ones kept as tombstones.",
+    object_type="product",
+    event_types=("product.*",),
+    tombstones=True,
     columns=(
         col("id", "VARCHAR"),
         col("name", "VARCHAR"),
@@ -207,6 +251,9 @@ PRICES = Stream(
     name="prices",
     path="/v1/prices",
     description="Stripe prices, one-off and recurring, active and archived.",
+    object_type="price",
+    event_types=("price.*",),
+    tombstones=True,
     columns=(
         col("id", "VARCHAR"),
         col("product_id", "VARCHAR", ref_id("product")),
@@ -220,5 +267,97 @@ PRICES = Stream(
     ),
 )
 
-STREAMS: tuple[Stream, ...] = (CUSTOMERS, CHARGES, SUBSCRIPTIONS, PRODUCTS, PRICES)
+REFUNDS = Stream(
+    name="refunds",
+    path="/v1/refunds",
+    description="Stripe refunds (partial and full), with the date each was made.",
+    object_type="refund",
+    event_types=("refund.*", "charge.refund.updated"),
+    columns=(
+        col("id", "VARCHAR"),
+        col("charge_id", "VARCHAR", ref_id("charge")),
+        col("payment_intent_id", "VARCHAR", ref_id("payment_intent")),
+        col("amount", "BIGINT"),
+        col("currency", "VARCHAR"),
+        col("status", "VARCHAR"),
+        col("reason", "VARCHAR"),
+        col("created", "TIMESTAMPTZ"),
+    ),
+)
+
+DISPUTES = Stream(
+    name="disputes",
+    path="/v1/disputes",
+    description="Stripe disputes (chargebacks) and their outcome.",
+    object_type="dispute",
+    event_types=("charge.dispute.*",),
+    columns=(
+        col("id", "VARCHAR"),
+        col("charge_id", "VARCHAR", ref_id("charge")),
+        col("amount", "BIGINT"),
+        col("currency", "VARCHAR"),
+        col("status", "VARCHAR"),
+        col("reason", "VARCHAR"),
+        col("created", "TIMESTAMPTZ"),
+    ),
+)
+
+
+def _data_object(sub: str) -> Getter:
+    def get(o: dict[str, Any]) -> Any:
+        data = o.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
+        return obj.get(sub) if isinstance(obj, dict) else None
+
+    return get
+
+
+def _previous_attributes(o: dict[str, Any]) -> Any:
+    data = o.get("data")
+    prev = data.get("previous_attributes") if isinstance(data, dict) else None
+    return None if prev is None else json.dumps(prev, sort_keys=True)
+
+
+EVENTS = Stream(
+    name="events",
+    path="/v1/events",
+    description="Stripe events of the types we use (30 days are listed by Stripe; we keep them all).",
+    columns=(
+        col("id", "VARCHAR"),
+        col("type", "VARCHAR"),
+        col("object_type", "VARCHAR", _data_object("object")),
+        col("object_id", "VARCHAR", _data_object("id")),
+        col("api_version", "VARCHAR"),
+        col("livemode", "BOOLEAN"),
+        col("previous_attributes", "JSON", _previous_attributes),
+        col("created", "TIMESTAMPTZ"),
+    ),
+)
+
+OBJECT_STREAMS: tuple[Stream, ...] = (CUSTOMERS, CHARGES, SUBSCRIPTIONS, PRODUCTS, PRICES, REFUNDS, DISPUTES)
+STREAMS: tuple[Stream, ...] = (*OBJECT_STREAMS, EVENTS)
 STREAMS_BY_NAME = {s.name: s for s in STREAMS}
+STREAMS_BY_OBJECT = {s.object_type: s for s in OBJECT_STREAMS}
+
+# Events the reverse ETL forwards (marketing triggers) beside those that update the tables.
+MARKETING_EVENT_TYPES = ("invoice.payment_failed", "checkout.session.completed")
+
+
+def _covered(event_type: str, wildcards: list[str]) -> bool:
+    return any(w != event_type and event_type.startswith(w[:-1]) for w in wildcards)
+
+
+def event_queries() -> list[dict[str, Any]]:
+    """The fewest ``/v1/events`` filters that cover every type we use.
+
+    One ``type`` query per wildcard not already covered by another, and the remaining exact types together
+    through ``types[]`` (at most 20 per query, as Stripe allows).
+    """
+    wanted = [t for s in OBJECT_STREAMS for t in s.event_types] + list(MARKETING_EVENT_TYPES)
+    wanted = list(dict.fromkeys(wanted))
+    wildcards = [t for t in wanted if t.endswith("*")]
+    wildcards = [w for w in wildcards if not _covered(w, wildcards)]
+    exact = [t for t in wanted if not t.endswith("*") and not _covered(t + "*", wildcards)]
+    queries: list[dict[str, Any]] = [{"type": w} for w in wildcards]
+    queries += [{"types": exact[i : i + 20]} for i in range(0, len(exact), 20)]
+    return queries

@@ -46,12 +46,14 @@ def upsert_arrow(
     *,
     key: str = "id",
     select_sql: str = "*",
+    same_sql: str = "t.raw = b.raw::JSON",
 ) -> int:
     """Insert or replace ``batch`` rows into ``table`` by its primary key, in one statement.
 
     Rows repeating a key inside the batch keep the last occurrence (DuckDB refuses duplicate keys within
     one INSERT OR REPLACE). Rows whose ``raw`` equals the stored one are left alone, so re-reading an unchanged
-    object changes nothing. ``select_sql`` lists the target columns' expressions (e.g. ``raw::JSON as raw``).
+    object changes nothing (``same_sql`` says when a stored row ``t`` equals a batch row ``b``).
+    ``select_sql`` lists the target columns' expressions (e.g. ``raw::JSON as raw``).
     Returns the number of rows inserted or replaced.
     """
     if batch.num_rows == 0:
@@ -66,7 +68,7 @@ def upsert_arrow(
                 from (select *, row_number() over () as _batch_pos from _upsert_batch)
             ) as b
             where _rank = 1
-              and not exists (select 1 from {table} as t where t.{key} = b.{key} and t.raw = b.raw::JSON)
+              and not exists (select 1 from {table} as t where t.{key} = b.{key} and {same_sql})
             """
         ).fetchone()
     finally:

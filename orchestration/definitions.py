@@ -15,6 +15,7 @@ from orchestration.schedules import nightly_schedule
 from orchestration.settings import (
     DEFAULT_STRIPE_API_BASE,
     DEFAULT_WAREHOUSE_PATH,
+    env_float,
     env_if_set,
     env_or_default,
 )
@@ -28,6 +29,8 @@ defs = dg.Definitions(
         "stripe": StripeResource(
             api_key=dg.EnvVar("STRIPE_API_KEY"),
             api_base=env_or_default("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
+            requests_per_second=env_float("STRIPE_REQUESTS_PER_SECOND"),
+            requests_per_second_per_endpoint=env_float("STRIPE_REQUESTS_PER_SECOND_PER_ENDPOINT"),
         ),
         "dbt": dbt_resource,
         "mailchimp": MailchimpResource(

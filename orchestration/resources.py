@@ -12,7 +12,8 @@ from pydantic import Field
 
 from audiences.customerio_client import CustomerIOClient, track_base_url
 from audiences.mailchimp_client import MailchimpClient
-from audiences.stripe_extract import make_client
+from audiences.rate_limit import RateLimiter, stripe_limits
+from audiences.stripe_reader import StripeReader, make_client
 from audiences.warehouse import connect, resolve_path
 
 
@@ -35,9 +36,22 @@ class StripeResource(dg.ConfigurableResource):
     api_key: str = Field(description="Secret or restricted key (STRIPE_API_KEY); read access suffices.")
     api_base: str = Field(description="API base URL (STRIPE_API_BASE).")
     max_network_retries: int = Field(default=3, description="SDK retries of connection errors, 409 and 5xx.")
+    requests_per_second: float | None = Field(
+        default=None,
+        description="STRIPE_REQUESTS_PER_SECOND: global request rate; default 100 for live keys, 25 for test keys.",
+    )
+    requests_per_second_per_endpoint: float | None = Field(
+        default=None, description="STRIPE_REQUESTS_PER_SECOND_PER_ENDPOINT: default 25 (Stripe's per-endpoint limit)."
+    )
 
     def client(self) -> stripe.StripeClient:
         return make_client(self.api_key, self.api_base, self.max_network_retries)
+
+    def limiter(self) -> RateLimiter:
+        return stripe_limits(self.api_key, self.requests_per_second, self.requests_per_second_per_endpoint)
+
+    def reader(self) -> StripeReader:
+        return StripeReader(self.client(), self.limiter())
 
 
 class MailchimpResource(dg.ConfigurableResource):

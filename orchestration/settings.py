@@ -24,3 +24,14 @@ def env_or_default(name: str, default: Any) -> Any:
 
 def env_if_set(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def env_float(name: str) -> float | None:
+    """A number setting (not a secret): read when the definitions load."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {value!r}") from None

@@ -52,6 +52,7 @@ class StandIns:
 
 @contextmanager
 def running_stand_ins(account: StripeAccount, *, latency: float = 0.0) -> Iterator[StandIns]:
+    account.start_clock()  # a live account: events get the current time
     stripe = StripeStandIn(account, api_key=STRIPE_KEY, latency=latency)
     mailchimp = MailchimpStandIn(api_key=MAILCHIMP_KEY, latency=latency)
     customerio = CustomerIOStandIn(site_id=CIO_SITE_ID, api_key=CIO_KEY, latency=latency)

@@ -53,6 +53,7 @@ class Fault:
     drop: bool = False  # close the connection without an answer (a reset mid-request)
     raw: bytes | None = None  # send these bytes as the body, e.g. truncated JSON
     delay: float = 0.0  # sleep before answering (client time-outs)
+    skip: int = 0  # let this many matching requests through first
 
 
 @dataclass
@@ -73,6 +74,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read .requests instead
         return
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header tells the stand-in's clock (the Stripe account's, for the Stripe stand-in)."""
+        return super().date_time_string(self.server.stand_in.clock() if timestamp is None else timestamp)
 
     def _handle(self) -> None:
         split = urlsplit(self.path)
@@ -134,6 +139,10 @@ class StandInServer:
         self._thread: threading.Thread | None = None
         self._faults: list[Fault] = []
 
+    def clock(self) -> float:
+        """Now, as this API sees it (the ``Date`` header)."""
+        return time.time()
+
     # -- routing ---------------------------------------------------------------------------------
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         """Register ``handler`` for ``method`` and a path pattern such as ``/v1/customers/{id}``."""
@@ -184,6 +193,9 @@ class StandInServer:
                 if fault.method and fault.method.upper() != request.method:
                     continue
                 if not re.search(fault.path_regex, request.path):
+                    continue
+                if fault.skip > 0:
+                    fault.skip -= 1
                     continue
                 fault.times -= 1
                 return fault

@@ -540,7 +540,8 @@ class StripeAccount:
         *,
         seed: int | str = 0,
     ) -> None:
-        self.now = int(time.time()) if now is None else int(now)
+        self._now = int(time.time()) if now is None else int(now)
+        self._clock_base: float | None = None  # set by start_clock(): the clock then runs in real time
         self.settlement_currency = settlement_currency.lower()
         self.livemode = livemode
         self.lock = threading.RLock()
@@ -582,6 +583,24 @@ class StripeAccount:
         return templates
 
     # -- clock -----------------------------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        """The account's clock (unix seconds): frozen, unless :meth:`start_clock` set it running."""
+        if self._clock_base is None:
+            return self._now
+        return self._now + int(time.monotonic() - self._clock_base)
+
+    @now.setter
+    def now(self, value: int) -> None:
+        self._now = int(value)
+        if self._clock_base is not None:
+            self._clock_base = time.monotonic()
+
+    def start_clock(self) -> None:
+        """Let the clock run from ``now`` in real time, as a live account's does (events get current times)."""
+        self._now = self.now
+        self._clock_base = time.monotonic()
+
     @_locked
     def advance(self, seconds: int | float) -> int:
         """Move the account clock forward; returns the new ``now``."""

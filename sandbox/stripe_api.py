@@ -269,6 +269,10 @@ class StripeStandIn(StandInServer):
             self.route("GET", path, self._guard(f"GET {path}", self._list_handler(path, spec)))
             self.route("GET", path + "/{id}", self._guard(f"GET {path}/{{id}}", self._retrieve_handler(spec)))
 
+    def clock(self) -> float:
+        """The ``Date`` header follows the account's clock, as Stripe's follows its own."""
+        return float(self.account.now)
+
     # -- counters --------------------------------------------------------------------------------
     @property
     def rate_limited_count(self) -> int:

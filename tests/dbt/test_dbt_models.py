@@ -1,6 +1,7 @@
 """Build the dbt project against a small hand-made Stripe warehouse and check the marts by hand.
 
-The ``stripe.*`` tables follow docs/warehouse.md (typed columns, ``raw`` JSON, ``_extracted_at``;
+The ``stripe.*`` tables follow ``audiences/stripe_streams.py`` (typed columns; ``is_deleted`` and
+``deleted_at`` on every object table, i.e. all but ``events``; ``raw`` JSON; ``_extracted_at``;
 amounts in minor units). Expected numbers are worked out in the comments next to the data.
 """
 
@@ -24,28 +25,45 @@ DDL = """
 create schema stripe;
 create table stripe.customers (
   id VARCHAR primary key, email VARCHAR, name VARCHAR, currency VARCHAR, delinquent BOOLEAN,
-  metadata JSON, created TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
+  metadata JSON, created TIMESTAMPTZ, is_deleted BOOLEAN, deleted_at TIMESTAMPTZ, raw JSON,
+  _extracted_at TIMESTAMPTZ
 );
 create table stripe.charges (
   id VARCHAR primary key, customer_id VARCHAR, amount BIGINT, amount_captured BIGINT,
   amount_refunded BIGINT, currency VARCHAR, status VARCHAR, paid BOOLEAN, captured BOOLEAN,
   refunded BOOLEAN, disputed BOOLEAN, failure_code VARCHAR, invoice_id VARCHAR,
   payment_intent_id VARCHAR, balance_transaction_id VARCHAR, bt_amount BIGINT, bt_currency VARCHAR,
-  bt_exchange_rate DOUBLE, created TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
+  bt_exchange_rate DOUBLE, created TIMESTAMPTZ, is_deleted BOOLEAN, deleted_at TIMESTAMPTZ, raw JSON,
+  _extracted_at TIMESTAMPTZ
 );
 create table stripe.subscriptions (
   id VARCHAR primary key, customer_id VARCHAR, status VARCHAR, currency VARCHAR,
   cancel_at_period_end BOOLEAN, start_date TIMESTAMPTZ, canceled_at TIMESTAMPTZ, ended_at TIMESTAMPTZ,
-  trial_end TIMESTAMPTZ, items JSON, created TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
+  trial_end TIMESTAMPTZ, items JSON, created TIMESTAMPTZ, is_deleted BOOLEAN, deleted_at TIMESTAMPTZ,
+  raw JSON, _extracted_at TIMESTAMPTZ
 );
 create table stripe.products (
   id VARCHAR primary key, name VARCHAR, active BOOLEAN, created TIMESTAMPTZ, updated TIMESTAMPTZ,
-  raw JSON, _extracted_at TIMESTAMPTZ
+  is_deleted BOOLEAN, deleted_at TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
 );
 create table stripe.prices (
   id VARCHAR primary key, product_id VARCHAR, active BOOLEAN, currency VARCHAR, unit_amount BIGINT,
   type VARCHAR, recurring_interval VARCHAR, recurring_interval_count INTEGER, created TIMESTAMPTZ,
-  raw JSON, _extracted_at TIMESTAMPTZ
+  is_deleted BOOLEAN, deleted_at TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
+);
+create table stripe.refunds (
+  id VARCHAR primary key, charge_id VARCHAR, payment_intent_id VARCHAR, amount BIGINT,
+  currency VARCHAR, status VARCHAR, reason VARCHAR, created TIMESTAMPTZ, is_deleted BOOLEAN,
+  deleted_at TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
+);
+create table stripe.disputes (
+  id VARCHAR primary key, charge_id VARCHAR, amount BIGINT, currency VARCHAR, status VARCHAR,
+  reason VARCHAR, created TIMESTAMPTZ, is_deleted BOOLEAN, deleted_at TIMESTAMPTZ, raw JSON,
+  _extracted_at TIMESTAMPTZ
+);
+create table stripe.events (
+  id VARCHAR primary key, type VARCHAR, object_type VARCHAR, object_id VARCHAR, api_version VARCHAR,
+  livemode BOOLEAN, previous_attributes JSON, created TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
 );
 """
 
@@ -83,6 +101,46 @@ CHARGES = [
     ("ch_guest", None, "usd", 999, 999, 0, "succeeded", True, USD, "2024-04-02 00:00"),
 ]
 
+# id, charge, currency, amount (minor units), status, reason, created. ch_a_eur's two refunds add up to
+# its 25.00 EUR `amount_refunded`; the failed JPY refund never reduced ch_a_jpy.
+REFUNDS = [
+    ("re_a_eur_1", "ch_a_eur", "eur", 1000, "succeeded", "requested_by_customer", "2024-02-03 10:00"),
+    ("re_a_eur_2", "ch_a_eur", "EUR", 1500, "succeeded", None, "2024-02-10 10:00"),
+    ("re_a_jpy", "ch_a_jpy", "jpy", 2500, "failed", "requested_by_customer", "2024-01-11 09:00"),
+    ("re_e_usd", "ch_e_refunded", "usd", 4200, "succeeded", "fraudulent", "2024-04-02 08:00"),
+]
+
+# id, charge, currency, amount (minor units), status, reason, created. Disputes are not deducted from
+# spend, so the marts do not change.
+DISPUTES = [
+    ("dp_d_1", "ch_d_1", "usd", 20000, "lost", "fraudulent", "2024-01-20 00:00"),
+    ("dp_b_kwd", "ch_b_kwd", "kwd", 12345, "won", "product_not_received", "2024-02-01 00:00"),
+    ("dp_d_2", "ch_d_2", "usd", 20000, "needs_response", "duplicate", "2024-02-20 00:00"),
+]
+
+# id, type, object type, object id, livemode, previous attributes, created
+EVENTS = [
+    (
+        "evt_cus_updated",
+        "customer.updated",
+        "customer",
+        "cus_alice",
+        False,
+        {"email": "alice@old.example"},
+        "2024-01-05 00:00",
+    ),
+    (
+        "evt_refunded",
+        "charge.refunded",
+        "charge",
+        "ch_a_eur",
+        False,
+        {"amount_refunded": 1000, "refunds": {}},
+        "2024-02-10 10:00",
+    ),
+    ("evt_cus_deleted", "customer.deleted", "customer", "cus_deleted", None, None, "2024-05-01 12:00"),
+]
+
 
 def _minor_to_bt(amount_captured: int, currency: str, rate: float | None) -> int | None:
     """Stripe's balance transaction amount in USD cents (only filled in for realism)."""
@@ -98,7 +156,8 @@ def build_warehouse(path: Path) -> None:
         for cid, email, name, metadata, created in CUSTOMERS:
             raw = {"id": cid, "object": "customer", "email": email, "name": name, "metadata": metadata}
             con.execute(
-                "insert into stripe.customers values (?, ?, ?, 'usd', false, ?::JSON, ?::TIMESTAMPTZ, ?::JSON, ?)",
+                "insert into stripe.customers values"
+                " (?, ?, ?, 'usd', false, ?::JSON, ?::TIMESTAMPTZ, false, null, ?::JSON, ?)",
                 [
                     cid,
                     email,
@@ -110,14 +169,16 @@ def build_warehouse(path: Path) -> None:
                 ],
             )
         con.execute(
-            "insert into stripe.customers (id, raw, _extracted_at) values (?, ?::JSON, ?)",
+            "insert into stripe.customers (id, is_deleted, deleted_at, raw, _extracted_at)"
+            " values (?, true, '2024-05-01 12:00:00+00', ?::JSON, ?)",
             ["cus_deleted", json.dumps({"id": "cus_deleted", "object": "customer", "deleted": True}), extracted],
         )
+        disputed = {charge for _, charge, *_ in DISPUTES}
         for cid, customer, currency, amount, captured_amount, refunded, status, captured, bt, created in CHARGES:
             bt_currency, rate = bt
             con.execute(
-                "insert into stripe.charges values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?, null, null, ?, ?, ?, ?,"
-                " ?::TIMESTAMPTZ, ?::JSON, ?)",
+                "insert into stripe.charges values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null, null, ?, ?, ?, ?,"
+                " ?::TIMESTAMPTZ, false, null, ?::JSON, ?)",
                 [
                     cid,
                     customer,
@@ -129,6 +190,7 @@ def build_warehouse(path: Path) -> None:
                     status == "succeeded",
                     captured,
                     refunded > 0 and refunded == captured_amount,
+                    cid in disputed,
                     "card_declined" if status == "failed" else None,
                     f"txn_{cid}" if bt_currency else None,
                     _minor_to_bt(captured_amount, currency, rate) if bt_currency else None,
@@ -142,20 +204,70 @@ def build_warehouse(path: Path) -> None:
         con.execute(
             """
             insert into stripe.products values
-              ('prod_pro', 'Pro plan', true, '2023-01-01 00:00:00+00', '2023-06-01 00:00:00+00', '{}', now());
+              ('prod_pro', 'Pro plan', true, '2023-01-01 00:00:00+00', '2023-06-01 00:00:00+00',
+               false, null, '{}', now()),
+              ('prod_legacy', 'Legacy plan', false, '2022-01-01 00:00:00+00', '2022-06-01 00:00:00+00',
+               true, '2023-03-01 08:30:00+00', '{}', now());
             insert into stripe.prices values
               ('price_pro_usd', 'prod_pro', true, 'usd', 1999, 'recurring', 'month', 1,
-               '2023-01-01 00:00:00+00', '{}', now()),
+               '2023-01-01 00:00:00+00', false, null, '{}', now()),
               ('price_pro_jpy', 'prod_pro', true, 'jpy', 3000, 'one_time', null, null,
-               '2023-01-01 00:00:00+00', '{}', now());
+               '2023-01-01 00:00:00+00', null, null, '{}', now());
             insert into stripe.subscriptions values
               ('sub_alice', 'cus_alice', 'active', 'usd', false, '2024-01-01 00:00:00+00', null, null,
-               null, '[{"price": {"id": "price_pro_usd"}}]', '2024-01-01 00:00:00+00', '{}', now()),
+               null, '[{"price": {"id": "price_pro_usd"}}]', '2024-01-01 00:00:00+00', false, null,
+               '{}', now()),
               ('sub_dave', 'cus_dave', 'canceled', 'usd', false, '2024-01-01 00:00:00+00',
                '2024-05-01 00:00:00+00', '2024-05-01 00:00:00+00', null, '[]',
-               '2024-01-01 00:00:00+00', '{}', now());
+               '2024-01-01 00:00:00+00', false, null, '{}', now());
             """
         )
+        for rid, charge, currency, amount, status, reason, created in REFUNDS:
+            con.execute(
+                "insert into stripe.refunds values (?, ?, ?, ?, ?, ?, ?, ?::TIMESTAMPTZ, false, null, ?::JSON, ?)",
+                [
+                    rid,
+                    charge,
+                    f"pi_{charge}",
+                    amount,
+                    currency,
+                    status,
+                    reason,
+                    f"{created}:00+00",
+                    json.dumps({"id": rid, "object": "refund", "charge": charge}),
+                    extracted,
+                ],
+            )
+        for did, charge, currency, amount, status, reason, created in DISPUTES:
+            con.execute(
+                "insert into stripe.disputes values (?, ?, ?, ?, ?, ?, ?::TIMESTAMPTZ, false, null, ?::JSON, ?)",
+                [
+                    did,
+                    charge,
+                    amount,
+                    currency,
+                    status,
+                    reason,
+                    f"{created}:00+00",
+                    json.dumps({"id": did, "object": "dispute", "charge": charge}),
+                    extracted,
+                ],
+            )
+        for eid, event_type, object_type, object_id, livemode, previous, created in EVENTS:
+            con.execute(
+                "insert into stripe.events values (?, ?, ?, ?, '2024-06-20', ?, ?::JSON, ?::TIMESTAMPTZ, ?::JSON, ?)",
+                [
+                    eid,
+                    event_type,
+                    object_type,
+                    object_id,
+                    livemode,
+                    None if previous is None else json.dumps(previous),
+                    f"{created}:00+00",
+                    json.dumps({"id": eid, "object": "event", "type": event_type}),
+                    extracted,
+                ],
+            )
     finally:
         con.close()
 
@@ -317,6 +429,137 @@ def test_staging_converts_minor_units(built: Path) -> None:
     assert prices == {"price_pro_usd": Decimal("19.99"), "price_pro_jpy": Decimal("3000")}
 
 
+def test_staging_flags_tombstones(built: Path) -> None:
+    def deleted(model: str, key: str) -> dict[str, tuple]:
+        rows = query(
+            built,
+            f"select {key}, is_deleted, strftime(deleted_at at time zone 'UTC', '%Y-%m-%d %H:%M') from staging.{model}",
+        )
+        return {r[0]: r[1:] for r in rows}
+
+    customers = deleted("stg_stripe__customers", "customer_id")
+    assert customers["cus_deleted"] == (True, "2024-05-01 12:00")
+    assert {k: v for k, v in customers.items() if k != "cus_deleted"} == {cid: (False, None) for cid, *_ in CUSTOMERS}
+    assert deleted("stg_stripe__products", "product_id") == {
+        "prod_pro": (False, None),
+        "prod_legacy": (True, "2023-03-01 08:30"),
+    }
+    # A NULL is_deleted reads as not deleted.
+    assert deleted("stg_stripe__prices", "price_id") == {
+        "price_pro_usd": (False, None),
+        "price_pro_jpy": (False, None),
+    }
+
+
+def test_staging_refunds(built: Path) -> None:
+    rows = query(
+        built,
+        "select refund_id, charge_id, payment_intent_id, currency, amount, refund_status, refund_reason,"
+        " strftime(created_at at time zone 'UTC', '%Y-%m-%d %H:%M')"
+        " from staging.stg_stripe__refunds order by refund_id",
+    )
+    assert rows == [
+        # 1000 EUR cents = 10.00 EUR; the upper-case currency is lowercased and still found in the seed.
+        (
+            "re_a_eur_1",
+            "ch_a_eur",
+            "pi_ch_a_eur",
+            "eur",
+            Decimal("10.000"),
+            "succeeded",
+            "requested_by_customer",
+            "2024-02-03 10:00",
+        ),
+        ("re_a_eur_2", "ch_a_eur", "pi_ch_a_eur", "eur", Decimal("15.000"), "succeeded", None, "2024-02-10 10:00"),
+        # JPY has no minor unit: 2500 stays 2500.
+        (
+            "re_a_jpy",
+            "ch_a_jpy",
+            "pi_ch_a_jpy",
+            "jpy",
+            Decimal("2500.000"),
+            "failed",
+            "requested_by_customer",
+            "2024-01-11 09:00",
+        ),
+        (
+            "re_e_usd",
+            "ch_e_refunded",
+            "pi_ch_e_refunded",
+            "usd",
+            Decimal("42.000"),
+            "succeeded",
+            "fraudulent",
+            "2024-04-02 08:00",
+        ),
+    ]
+    # ch_a_eur's succeeded refunds add up to its amount_refunded.
+    assert query(
+        built,
+        "select sum(refunds.amount), any_value(charges.amount_refunded)"
+        " from staging.stg_stripe__refunds as refunds"
+        " join staging.stg_stripe__charges as charges on refunds.charge_id = charges.charge_id"
+        " where refunds.charge_id = 'ch_a_eur' and refunds.refund_status = 'succeeded'",
+    ) == [(Decimal("25.000"), Decimal("25.000"))]
+
+
+def test_staging_disputes(built: Path) -> None:
+    rows = query(
+        built,
+        "select dispute_id, charge_id, currency, amount, dispute_status, dispute_reason, is_lost"
+        " from staging.stg_stripe__disputes order by dispute_id",
+    )
+    assert rows == [
+        # 12345 fils = 12.345 KWD (three decimals).
+        ("dp_b_kwd", "ch_b_kwd", "kwd", Decimal("12.345"), "won", "product_not_received", False),
+        ("dp_d_1", "ch_d_1", "usd", Decimal("200.000"), "lost", "fraudulent", True),
+        ("dp_d_2", "ch_d_2", "usd", Decimal("200.000"), "needs_response", "duplicate", False),
+    ]
+    disputed = query(built, "select charge_id from staging.stg_stripe__charges where is_disputed order by 1")
+    assert disputed == [("ch_b_kwd",), ("ch_d_1",), ("ch_d_2",)]
+
+
+def test_staging_events(built: Path) -> None:
+    rows = query(
+        built,
+        "select event_id, event_type, object_type, object_id, api_version, is_livemode,"
+        " previous_attributes ->> 'email', strftime(created_at at time zone 'UTC', '%Y-%m-%d %H:%M')"
+        " from staging.stg_stripe__events order by event_id",
+    )
+    assert rows == [
+        (
+            "evt_cus_deleted",
+            "customer.deleted",
+            "customer",
+            "cus_deleted",
+            "2024-06-20",
+            False,
+            None,
+            "2024-05-01 12:00",
+        ),
+        (
+            "evt_cus_updated",
+            "customer.updated",
+            "customer",
+            "cus_alice",
+            "2024-06-20",
+            False,
+            "alice@old.example",
+            "2024-01-05 00:00",
+        ),
+        ("evt_refunded", "charge.refunded", "charge", "ch_a_eur", "2024-06-20", False, None, "2024-02-10 10:00"),
+    ]
+    types = dict(
+        query(
+            built,
+            "select column_name, data_type from information_schema.columns"
+            " where table_schema = 'staging' and table_name = 'stg_stripe__events'",
+        )
+    )
+    assert types["previous_attributes"] == "JSON"
+    assert types["is_livemode"] == "BOOLEAN"
+
+
 def test_manifest_carries_destination_meta_and_source_asset_keys(built: Path) -> None:
     manifest = json.loads((built / "target" / "manifest.json").read_text())
     profiles = manifest["nodes"]["model.stripe_audiences.customer_profiles"]
@@ -339,7 +582,7 @@ def test_manifest_carries_destination_meta_and_source_asset_keys(built: Path) ->
         "CURRENCY",
     }
     assert "email" not in {m.get("customerio_attribute") for m in meta.values()}
-    for table in ("customers", "charges", "subscriptions", "products", "prices"):
+    for table in ("customers", "charges", "subscriptions", "products", "prices", "refunds", "disputes", "events"):
         source = manifest["sources"][f"source.stripe_audiences.stripe.{table}"]
         source_meta = source.get("config", {}).get("meta") or source.get("meta") or {}
         assert source_meta["dagster"]["asset_key"] == ["stripe", table]

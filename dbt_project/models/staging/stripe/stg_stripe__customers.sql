@@ -26,13 +26,14 @@ renamed as (
             false
         ) as marketing_consent,
         coalesce(delinquent, false) as is_delinquent,
-        coalesce(raw ->> 'deleted' = 'true', false) as is_deleted,
+        coalesce(is_deleted, false) as is_deleted,
 
         ---------- json
         metadata,
 
         ---------- timestamps
-        created as created_at
+        created as created_at,
+        deleted_at
 
     from source
 

@@ -31,9 +31,11 @@ renamed as (
 
         ---------- booleans
         coalesce(source.active, false) as is_active,
+        coalesce(source.is_deleted, false) as is_deleted,
 
         ---------- timestamps
-        source.created as created_at
+        source.created as created_at,
+        source.deleted_at
 
     from source
 

@@ -18,10 +18,12 @@ renamed as (
 
         ---------- booleans
         coalesce(active, false) as is_active,
+        coalesce(is_deleted, false) as is_deleted,
 
         ---------- timestamps
         created as created_at,
-        updated as updated_at
+        updated as updated_at,
+        deleted_at
 
     from source
 
