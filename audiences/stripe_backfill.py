@@ -152,6 +152,8 @@ class Backfill:
         for thread in threads:
             thread.start()
         buffers: dict[str, list[dict[str, Any]]] = {}
+        buffered = 0
+        finished: list[_Done] = []  # windows whose rows are all buffered, to record with the next flush
         streams: dict[str, Stream] = {w.stream.name: w.stream for w in windows}
         counts: dict[tuple[str, int, int], int] = {}
         extracted_at = time.time()
@@ -168,32 +170,17 @@ class Backfill:
                 name = item.window.stream.name
                 if isinstance(item, _Page):
                     buffers.setdefault(name, []).extend(item.objects)
+                    buffered += len(item.objects)
                     key = (name, item.window.gte, item.window.lt)
                     counts[key] = counts.get(key, 0) + len(item.objects)
                     self.stats.objects[name] = self.stats.objects.get(name, 0) + len(item.objects)
-                    if len(buffers[name]) >= CHUNK_ROWS:
-                        self._flush(streams[name], buffers, extracted_at)
                 else:
-                    self.con.execute("begin transaction")
-                    try:
-                        self._flush(streams[name], buffers, extracted_at)
-                        stripe_state.record_window(
-                            self.con,
-                            name,
-                            item.window.backfill_cursor,
-                            item.gte,
-                            item.lt,
-                            counts.pop((name, item.window.gte, item.window.lt), 0)
-                            if item.lt == item.window.lt and item.gte == item.window.gte
-                            else 0,
-                        )
-                        self.con.execute("commit")
-                    except BaseException:
-                        self.con.execute("rollback")
-                        raise
-                    self.stats.windows += 1
-                    if on_progress:
-                        on_progress(name, self.stats.objects.get(name, 0))
+                    finished.append(item)
+                # Few large inserts: DuckDB's cost per statement dwarfs its cost per row.
+                if buffered >= CHUNK_ROWS:
+                    self._commit(streams, buffers, finished, counts, extracted_at, on_progress)
+                    buffered = 0
+            self._commit(streams, buffers, finished, counts, extracted_at, on_progress)
         finally:
             self._stop.set()
             for _ in threads:
@@ -204,9 +191,41 @@ class Backfill:
                     self._out.get_nowait()
                 except queue.Empty:
                     time.sleep(0.01)
-        for stream in streams.values():
-            self._flush(stream, buffers, extracted_at)
         return self.stats
+
+    def _commit(
+        self,
+        streams: dict[str, Stream],
+        buffers: dict[str, list[dict[str, Any]]],
+        finished: list[_Done],
+        counts: dict[tuple[str, int, int], int],
+        extracted_at: float,
+        on_progress: Callable[[str, int], None] | None,
+    ) -> None:
+        """Land every buffered row and record the windows they complete, in one transaction."""
+        self.con.execute("begin transaction")
+        try:
+            for stream in streams.values():
+                self._flush(stream, buffers, extracted_at)
+            for done in finished:
+                name = done.window.stream.name
+                stripe_state.record_window(
+                    self.con,
+                    name,
+                    done.window.backfill_cursor,
+                    done.gte,
+                    done.lt,
+                    counts.pop((name, done.window.gte, done.window.lt), 0),
+                )
+            self.con.execute("commit")
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        self.stats.windows += len(finished)
+        finished.clear()
+        if on_progress:
+            for name in streams:
+                on_progress(name, self.stats.objects.get(name, 0))
 
     def _flush(self, stream: Stream, buffers: dict[str, list[dict[str, Any]]], extracted_at: float) -> None:
         rows = buffers.pop(stream.name, [])

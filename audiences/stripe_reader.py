@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import random
 import threading
@@ -94,10 +93,7 @@ class StripeReader:
             # raw_request: the SDK's auth, retries and typed errors; building StripeObjects would cost ~6x the
             # time and we store the JSON anyway.
             response = self.client.raw_request("get", path, **params)
-            try:
-                page = json.loads(response.body)
-            except ValueError as exc:
-                raise MalformedResponse(f"GET {path}: the body is not JSON ({exc})") from None
+            page = response.data  # the SDK has parsed the body already (and raises APIError when it cannot)
             if not isinstance(page, dict) or page.get("object") != "list" or not isinstance(page.get("data"), list):
                 raise MalformedResponse(f"GET {path}: the answer is not a list object")
             return page, _server_time(response.headers)

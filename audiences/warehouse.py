@@ -47,6 +47,7 @@ def upsert_arrow(
     key: str = "id",
     select_sql: str = "*",
     same_sql: str = "t.raw = b.raw::JSON",
+    columns: list[str] | None = None,
 ) -> int:
     """Insert or replace ``batch`` rows into ``table`` by its primary key, in one statement.
 
@@ -62,7 +63,7 @@ def upsert_arrow(
     try:
         row = con.execute(
             f"""
-            insert or replace into {table}
+            insert or replace into {table} {"(" + ", ".join(columns) + ")" if columns else ""}
             select {select_sql} from (
                 select *, row_number() over (partition by {key} order by _batch_pos desc) as _rank
                 from (select *, row_number() over () as _batch_pos from _upsert_batch)

@@ -137,7 +137,10 @@ def test_a_stale_cursor_or_full_refresh_backfills_again(rig: Rig) -> None:
     assert rig.ids("customers") == live_ids(rig.account.customers)
 
 
-def test_an_interrupted_backfill_resumes_from_the_windows_it_finished(rig: Rig) -> None:
+def test_an_interrupted_backfill_resumes_from_the_windows_it_finished(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("audiences.stripe_backfill.CHUNK_ROWS", 500)  # commit often on this small account
     # The 25th charges request fails for good (a 400 is not retried): the run dies halfway.
     rig.server.inject(
         Fault(
