@@ -57,5 +57,15 @@ run: setup manifest
 dev: setup manifest
 	$(RUN) dagster dev -w workspace.yaml
 
+# The Stripe extraction against the rate-limit ceiling and two peers (issue 3): writes BENCHMARKS.md.
+# 40 to 90 minutes (three backfills of 1.1M objects); run it on an otherwise idle machine.
+.PHONY: bench-quick
+bench: setup
+	$(RUN) --group bench python -m bench.run
+
+# The same on a small account, one run each (~5 min): checks the harness, writes bench/results/quick.md.
+bench-quick: setup
+	$(RUN) --group bench python -m bench.run --quick
+
 clean:
 	rm -rf data .dagster_home dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

@@ -71,8 +71,13 @@ def extract(
     full_refresh: bool = False,
     workers: int = 8,
     on_progress: Callable[[str, int], None] | None = None,
+    memory_limit: str = "512MB",
 ) -> ExtractReport:
     started = time.monotonic()
+    # DuckDB keeps what it reads cached up to 80% of RAM by default: cap it, so memory stays flat as the
+    # account grows (it spills to disk beyond the cap).
+    con.execute(f"set memory_limit = '{memory_limit}'")
+    con.execute("set preserve_insertion_order = false")
     extracted_at = time.time()
     report = ExtractReport()
     stripe_state.ensure_schema(con)

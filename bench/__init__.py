@@ -1,0 +1,1 @@
+"""Benchmarks of the Stripe extraction (``make bench``): see ``bench/run.py`` and ``BENCHMARKS.md``."""
