@@ -65,14 +65,6 @@ def _retryable(exc: stripe.StripeError) -> bool:
     return False
 
 
-def _retryable(exc: stripe.StripeError) -> bool:
-    if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError | MalformedResponse):
-        return True
-    if isinstance(exc, stripe.APIError):  # 5xx the SDK already retried, or a (2xx) body it could not parse
-        return exc.http_status is None or exc.http_status == 429 or not 400 <= exc.http_status < 500
-    return False
-
-
 class StripeReader:
     """List pages as plain dicts, exactly as Stripe sent them, counting requests."""
 
