@@ -26,9 +26,10 @@ class EventBatch:
     newest_created: int | None
 
 
-def _list_all(reader: StripeReader, query: dict[str, Any], since: int) -> list[dict[str, Any]]:
-    """Every event of one filter since ``since``, newest first (as Stripe lists them)."""
-    params: dict[str, Any] = {"limit": PAGE_SIZE, "created": {"gte": since}, **query}
+def _list_all(reader: StripeReader, query: dict[str, Any], since: int, until: int | None) -> list[dict[str, Any]]:
+    """Every event of one filter created in ``[since, until)``, newest first (as Stripe lists them)."""
+    created = {"gte": since} if until is None else {"gte": since, "lt": until}
+    params: dict[str, Any] = {"limit": PAGE_SIZE, "created": created, **query}
     events: list[dict[str, Any]] = []
     while True:
         page, _ = reader.list("/v1/events", params)
@@ -38,14 +39,25 @@ def _list_all(reader: StripeReader, query: dict[str, Any], since: int) -> list[d
         params = {**params, "starting_after": page["data"][-1]["id"]}
 
 
-def fetch_events(reader: StripeReader, since: int, workers: int = 4) -> EventBatch:
+def time_slices(since: int, now: int, slices: int) -> list[tuple[int, int | None]]:
+    """``[since, ∞)`` cut into ``slices`` spans of time (the last one open), so long ranges list in parallel."""
+    if slices <= 1 or now - since < 3_600:
+        return [(since, None)]
+    step = (now - since) // slices
+    bounds = [since + i * step for i in range(slices)]
+    return [(lo, bounds[i + 1]) for i, lo in enumerate(bounds[:-1])] + [(bounds[-1], None)]
+
+
+def fetch_events(reader: StripeReader, since: int, workers: int = 4, now: int | None = None) -> EventBatch:
     """Every event of the types we use created at or after ``since``, oldest first, deduplicated by id.
 
-    The filters are listed concurrently (each one page after page).
+    Each filter is listed concurrently; a long range (the 30 days of a first run) is also cut into spans of
+    time listed in parallel.
     """
-    queries = event_queries()
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(queries)))) as pool:
-        listings = list(pool.map(lambda q: _list_all(reader, q, since), queries))
+    spans = time_slices(since, now, workers) if now is not None else [(since, None)]
+    tasks = [(query, lo, hi) for query in event_queries() for lo, hi in spans]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(tasks)))) as pool:
+        listings = list(pool.map(lambda t: _list_all(reader, t[0], t[1], t[2]), tasks))
     by_id: dict[str, tuple[int, int, dict[str, Any]]] = {}
     for events in listings:
         for position, event in enumerate(events):

@@ -135,7 +135,7 @@ def extract(
 
     # 2. Events since the oldest cursor, applied to each stream from its own cursor.
     since = min(int(states[s.name].events_cursor or now) for s in streams) - OVERLAP_SECONDS
-    batch = fetch_events(reader, since, workers)
+    batch = fetch_events(reader, since, workers, now)
     report.events_read = len(batch.events)
     # Everything created up to a minute before Stripe's clock at the start is listed by now.
     new_cursor = max([now - 60] + ([batch.newest_created] if batch.newest_created else []))
