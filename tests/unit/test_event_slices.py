@@ -16,6 +16,7 @@ def test_a_long_range_is_cut_into_contiguous_spans_ending_open() -> None:
 
 def test_a_short_range_is_one_open_span() -> None:
     assert time_slices(1_000, 1_500, 8) == [(1_000, None)]
+    assert time_slices(1_000, 1_000 + 86_400 + 300, 8) == [(1_000, None)]  # a nightly run's day
     assert time_slices(1_000, 10**9, 1) == [(1_000, None)]
 
 
