@@ -189,6 +189,3 @@ def sync_members(
                 rejections.append(Rejection(key, reason, False, plan.hashes[key]))
     record_outcome(con, DESTINATION, plan, accepted, rejections, run_id)
     return result.finish(started=started, api_calls=client.api_calls, sent=len(accepted), rejections=rejections)
-
-
-__all__ = ["build_payloads", "ensure_merge_fields", "payload_hash", "sync_members"]

@@ -55,7 +55,6 @@ class Stream:
     event_types: tuple[str, ...] = ()
     tombstones: bool = False
     list_params: dict[str, Any] = field(default_factory=dict)
-    sticky: tuple[str, ...] = ()  # columns kept from the stored row when an event carries no value for them
 
     @property
     def table(self) -> str:
@@ -198,7 +197,6 @@ CHARGES = Stream(
     list_params={"expand": ["data.balance_transaction"]},
     object_type="charge",
     event_types=("charge.*",),
-    sticky=("bt_amount", "bt_currency", "bt_exchange_rate"),
     columns=(
         col("id", "VARCHAR"),
         col("customer_id", "VARCHAR", ref_id("customer")),
@@ -350,7 +348,6 @@ EVENTS = Stream(
 OBJECT_STREAMS: tuple[Stream, ...] = (CUSTOMERS, CHARGES, SUBSCRIPTIONS, PRODUCTS, PRICES, REFUNDS, DISPUTES)
 STREAMS: tuple[Stream, ...] = (*OBJECT_STREAMS, EVENTS)
 STREAMS_BY_NAME = {s.name: s for s in STREAMS}
-STREAMS_BY_OBJECT = {s.object_type: s for s in OBJECT_STREAMS}
 
 # Events the reverse ETL forwards (marketing triggers) beside those that update the tables.
 MARKETING_EVENT_TYPES = ("invoice.payment_failed", "checkout.session.completed")

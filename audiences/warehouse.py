@@ -75,11 +75,3 @@ def upsert_arrow(
     finally:
         con.unregister("_upsert_batch")
     return int(row[0]) if row else 0
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    row = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(row and row[0])
