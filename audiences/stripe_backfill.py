@@ -1,9 +1,14 @@
 """Backfill: list every object of some streams, in parallel `created` windows, resumable.
 
-Workers fetch windows concurrently (within the rate limits); a window whose first page says it is still dense
-is split in two and both halves go back to the queue. Pages flow through a bounded queue to the single DuckDB
-writer (the calling thread), which lands them in bulk and records each finished window in the same
-transaction, so an interrupted backfill resumes from the windows it finished.
+Each stream starts as one window over all of time. Workers page through windows (newest first); whenever a
+worker is idle and a window still holds several pages, the window's older half is split off for it. Windows
+are therefore few and long (fuller pages, fewer requests) while every worker has something to fetch.
+
+Workers turn each page into an Arrow batch and hand it to the single DuckDB writer (the calling thread) through
+a bounded queue. The writer lands batches in bulk and records, in the same transaction, the part of each window
+that its pages completed, so an interrupted backfill resumes where it stopped. For streams whose objects can be
+deleted in Stripe (customers, products, prices), the writer also keeps the ids it listed: when the backfill
+completes, rows it did not list are objects deleted while no run was reading events, and become tombstones.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from audiences import stripe_state
 from audiences.stripe_reader import PAGE_SIZE, StripeReader
@@ -24,7 +30,8 @@ from audiences.stripe_streams import Stream
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 5_000  # objects per bulk insert: memory stays flat however large the account is
-SPLIT_MIN_PAGES = 10  # split the rest of a window when it likely holds more than this many pages
+SPLIT_MIN_PAGES = 4  # split off the older half of a window only when it likely holds more pages than this
+QUEUE_PAGES = 2 * CHUNK_ROWS // PAGE_SIZE  # pages in flight to the writer: a slow commit does not stall fetching
 
 
 @dataclass(frozen=True)
@@ -37,15 +44,11 @@ class Window:
 
 @dataclass
 class _Page:
-    window: Window
-    objects: list[dict[str, Any]]
+    """A page of ``window``'s stream; ``done`` is the `created` range it completed, if any."""
 
-
-@dataclass
-class _Done:
     window: Window
-    gte: int  # the part of the window now complete
-    lt: int
+    batch: pa.Table
+    done: tuple[int, int] | None
 
 
 @dataclass
@@ -57,19 +60,28 @@ class _Failed:
 class BackfillStats:
     objects: dict[str, int] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)
-    windows: int = 0
+    windows: int = 0  # windows fetched (the initial ones plus those split off)
     splits: int = 0
+    ranges: int = 0  # completed ranges recorded for resuming
 
 
 class Backfill:
-    def __init__(self, reader: StripeReader, con: duckdb.DuckDBPyConnection, workers: int = 8) -> None:
+    def __init__(
+        self,
+        reader: StripeReader,
+        con: duckdb.DuckDBPyConnection,
+        workers: int = 8,
+        extracted_at: float | None = None,
+    ) -> None:
         self.reader = reader
         self.con = con
         self.workers = workers
+        self.extracted_at = extracted_at if extracted_at is not None else time.time()
         self.stats = BackfillStats()
         self._work: queue.Queue[Window | None] = queue.Queue()
-        self._out: queue.Queue[_Page | _Done | _Failed] = queue.Queue(maxsize=4 * workers)
-        self._pending = 0
+        self._out: queue.Queue[_Page | _Failed] = queue.Queue(maxsize=max(QUEUE_PAGES, 4 * workers))
+        self._pending = 0  # windows queued or being fetched
+        self._idle = 0  # workers waiting for a window
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -77,6 +89,7 @@ class Backfill:
     def _add(self, window: Window) -> None:
         with self._lock:
             self._pending += 1
+            self.stats.windows += 1
         self._work.put(window)
 
     def _finish_one(self) -> None:
@@ -88,7 +101,11 @@ class Backfill:
 
     def _worker(self) -> None:
         while not self._stop.is_set():
+            with self._lock:
+                self._idle += 1
             window = self._work.get()
+            with self._lock:
+                self._idle -= 1
             if window is None:
                 return
             try:
@@ -100,45 +117,37 @@ class Backfill:
             finally:
                 self._finish_one()
 
+    def _someone_idle(self) -> bool:
+        with self._lock:
+            return self._idle > 0 and self._work.empty()
+
     def _fetch(self, window: Window) -> None:
+        """Page through ``window`` newest first, splitting off its older half whenever a worker is idle."""
         stream = window.stream
-        params: dict[str, Any] = {
-            "limit": PAGE_SIZE,
-            "created": {"gte": window.gte, "lt": window.lt},
-            **stream.list_params,
-        }
-        page, _ = self.reader.list(stream.path, params)
-        objects = page["data"]
-        self._out.put(_Page(window, objects))
-        if not page.get("has_more") or not objects:
-            self._out.put(_Done(window, window.gte, window.lt))
-            return
-        oldest = int(objects[-1]["created"])
-        # Everything created after `oldest` inside the window has been listed (newest first).
-        self._out.put(_Done(window, oldest + 1, window.lt))
-        rest_lt = oldest + 1
-        newest = int(objects[0]["created"])
-        # The page's density (objects per second of `created`) estimates how many pages the rest holds.
-        estimated_pages = (rest_lt - window.gte) / max(1, newest - oldest + 1)
-        if rest_lt - window.gte > 1 and estimated_pages > SPLIT_MIN_PAGES:
-            middle = (window.gte + rest_lt) // 2
-            self.stats.splits += 1
-            self._add(Window(stream, window.backfill_cursor, window.gte, middle))
-            self._add(Window(stream, window.backfill_cursor, middle, rest_lt))
-            return
-        # Not worth splitting (or one dense second): page on within the rest of the window.
-        rest = Window(stream, window.backfill_cursor, window.gte, rest_lt)
-        params = {**params, "created": {"gte": rest.gte, "lt": rest.lt}, "starting_after": objects[-1]["id"]}
-        while True:
-            if self._stop.is_set():
-                return  # another worker failed: this window is not complete, so it is not marked done
+        gte, upper = window.gte, window.lt  # still to list: created in [gte, upper), after `after`
+        after: str | None = None
+        while not self._stop.is_set():
+            params: dict[str, Any] = {"limit": PAGE_SIZE, "created": {"gte": gte, "lt": upper}, **stream.list_params}
+            if after is not None:
+                params["starting_after"] = after
             page, _ = self.reader.list(stream.path, params)
             objects = page["data"]
-            self._out.put(_Page(rest, objects))
             if not page.get("has_more") or not objects:
-                break
-            params = {**params, "starting_after": objects[-1]["id"]}
-        self._out.put(_Done(rest, rest.gte, rest.lt))
+                self._out.put(_Page(window, stream.to_arrow(objects, self.extracted_at), (gte, upper)))
+                return
+            oldest, newest = int(objects[-1]["created"]), int(objects[0]["created"])
+            # Everything created after `oldest` inside the window has been listed (newest first).
+            self._out.put(_Page(window, stream.to_arrow(objects, self.extracted_at), (oldest + 1, upper)))
+            upper, after = oldest + 1, objects[-1]["id"]
+            # The page's density (objects per second of `created`) estimates how many pages are left.
+            estimated_pages = (upper - gte) / max(1, newest - oldest + 1)
+            if upper - gte > 1 and estimated_pages > SPLIT_MIN_PAGES and self._someone_idle():
+                middle = (gte + upper) // 2
+                with self._lock:
+                    self.stats.splits += 1
+                self._add(Window(stream, window.backfill_cursor, gte, middle))
+                gte = middle  # this worker goes on with the newer half, from where it is
+        # Stopped because another worker failed: the rest of this window is not complete, nor recorded.
 
     # -- the writer ----------------------------------------------------------------------------------
     def run(self, windows: list[Window], on_progress: Callable[[str, int], None] | None = None) -> BackfillStats:
@@ -151,12 +160,9 @@ class Backfill:
         ]
         for thread in threads:
             thread.start()
-        buffers: dict[str, list[dict[str, Any]]] = {}
-        buffered = 0
-        finished: list[_Done] = []  # windows whose rows are all buffered, to record with the next flush
+        buffered: list[_Page] = []
+        rows = 0
         streams: dict[str, Stream] = {w.stream.name: w.stream for w in windows}
-        counts: dict[tuple[str, int, int], int] = {}
-        extracted_at = time.time()
         try:
             while True:
                 if all(not t.is_alive() for t in threads) and self._out.empty():
@@ -167,20 +173,15 @@ class Backfill:
                     continue
                 if isinstance(item, _Failed):
                     raise item.error
+                buffered.append(item)
+                rows += item.batch.num_rows
                 name = item.window.stream.name
-                if isinstance(item, _Page):
-                    buffers.setdefault(name, []).extend(item.objects)
-                    buffered += len(item.objects)
-                    key = (name, item.window.gte, item.window.lt)
-                    counts[key] = counts.get(key, 0) + len(item.objects)
-                    self.stats.objects[name] = self.stats.objects.get(name, 0) + len(item.objects)
-                else:
-                    finished.append(item)
+                self.stats.objects[name] = self.stats.objects.get(name, 0) + item.batch.num_rows
                 # Few large inserts: DuckDB's cost per statement dwarfs its cost per row.
-                if buffered >= CHUNK_ROWS:
-                    self._commit(streams, buffers, finished, counts, extracted_at, on_progress)
-                    buffered = 0
-            self._commit(streams, buffers, finished, counts, extracted_at, on_progress)
+                if rows >= CHUNK_ROWS:
+                    self._commit(streams, buffered, on_progress)
+                    buffered, rows = [], 0
+            self._commit(streams, buffered, on_progress)
         finally:
             self._stop.set()
             for _ in threads:
@@ -196,39 +197,35 @@ class Backfill:
     def _commit(
         self,
         streams: dict[str, Stream],
-        buffers: dict[str, list[dict[str, Any]]],
-        finished: list[_Done],
-        counts: dict[tuple[str, int, int], int],
-        extracted_at: float,
+        pages: list[_Page],
         on_progress: Callable[[str, int], None] | None,
     ) -> None:
-        """Land every buffered row and record the windows they complete, in one transaction."""
+        """Land the pages' rows and record the ranges they complete, in one transaction."""
+        if not pages:
+            return
         self.con.execute("begin transaction")
         try:
             for stream in streams.values():
-                self._flush(stream, buffers, extracted_at)
-            for done in finished:
-                name = done.window.stream.name
-                stripe_state.record_window(
+                own = [p for p in pages if p.window.stream is stream]
+                if not own:
+                    continue
+                batch = pa.concat_tables([p.batch for p in own])
+                if batch.num_rows:
+                    changed = stream.upsert(self.con, batch)
+                    self.stats.changed[stream.name] = self.stats.changed.get(stream.name, 0) + changed
+                    if stream.tombstones:
+                        for cursor in {p.window.backfill_cursor for p in own}:
+                            listed = [p.batch.select(["id"]) for p in own if p.window.backfill_cursor == cursor]
+                            stripe_state.record_listed(self.con, stream.name, cursor, pa.concat_tables(listed))
+                stripe_state.record_windows(
                     self.con,
-                    name,
-                    done.window.backfill_cursor,
-                    done.gte,
-                    done.lt,
-                    counts.pop((name, done.window.gte, done.window.lt), 0),
+                    [(stream.name, p.window.backfill_cursor, *p.done, p.batch.num_rows) for p in own if p.done],
                 )
             self.con.execute("commit")
         except BaseException:
             self.con.execute("rollback")
             raise
-        self.stats.windows += len(finished)
-        finished.clear()
+        self.stats.ranges += sum(1 for p in pages if p.done)
         if on_progress:
             for name in streams:
                 on_progress(name, self.stats.objects.get(name, 0))
-
-    def _flush(self, stream: Stream, buffers: dict[str, list[dict[str, Any]]], extracted_at: float) -> None:
-        rows = buffers.pop(stream.name, [])
-        if rows:
-            changed = stream.upsert(self.con, stream.to_arrow(rows, extracted_at))
-            self.stats.changed[stream.name] = self.stats.changed.get(stream.name, 0) + changed

@@ -35,6 +35,7 @@ class StreamReport:
     mode: str  # "backfill", "resumed backfill" or "incremental"
     fetched: int = 0
     changed: int = 0
+    tombstoned: int = 0  # rows a full backfill did not list any more: deleted in Stripe while events were missed
     cursor: int | None = None
 
 
@@ -118,13 +119,17 @@ def extract(
         report.streams[stream.name] = StreamReport(stream.name, "resumed backfill" if resumable else "backfill")
 
     if windows:
-        stats = Backfill(reader, con, workers=workers).run(windows, on_progress)
+        stats = Backfill(reader, con, workers=workers, extracted_at=extracted_at).run(windows, on_progress)
         for stream in backfilling:
             state = states[stream.name]
             report.streams[stream.name].fetched = stats.objects.get(stream.name, 0)
             report.streams[stream.name].changed = stats.changed.get(stream.name, 0)
             con.execute("begin transaction")
             try:
+                if stream.tombstones:
+                    report.streams[stream.name].tombstoned = stripe_state.tombstone_unlisted(
+                        con, stream.table, stream.name, state.backfill_cursor
+                    )
                 state.events_cursor, state.backfill_cursor = state.backfill_cursor, None
                 stripe_state.clear_windows(con, stream.name)
                 stripe_state.save(con, state, backfill_done=True)

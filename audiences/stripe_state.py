@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 SCHEMA_SQL = (
     "create schema if not exists sync",
@@ -28,6 +29,13 @@ SCHEMA_SQL = (
         created_lt bigint not null,
         objects integer not null,
         completed_at timestamptz not null
+    )
+    """,
+    """
+    create table if not exists sync.stripe_backfill_listed (
+        stream varchar not null,
+        backfill_cursor bigint not null,
+        id varchar not null
     )
     """,
 )
@@ -70,13 +78,40 @@ def save(con: duckdb.DuckDBPyConnection, state: StreamState, *, backfill_done: b
     )
 
 
-def record_window(
-    con: duckdb.DuckDBPyConnection, stream: str, backfill_cursor: int, gte: int, lt: int, objects: int
-) -> None:
-    con.execute(
-        "insert into sync.stripe_backfill_windows values (?, ?, ?, ?, ?, now())",
-        [stream, backfill_cursor, gte, lt, objects],
-    )
+def record_windows(con: duckdb.DuckDBPyConnection, windows: list[tuple[str, int, int, int, int]]) -> None:
+    """Record completed ``(stream, backfill_cursor, created_gte, created_lt, objects)`` ranges."""
+    if windows:
+        con.executemany("insert into sync.stripe_backfill_windows values (?, ?, ?, ?, ?, now())", windows)
+
+
+def record_listed(con: duckdb.DuckDBPyConnection, stream: str, backfill_cursor: int, ids: pa.Table) -> None:
+    """Remember the ids a backfill listed (a one-column ``id`` table), to tombstone the rest when it completes."""
+    con.register("_listed_ids", ids)
+    try:
+        con.execute(
+            "insert into sync.stripe_backfill_listed select ?, ?, id from _listed_ids", [stream, backfill_cursor]
+        )
+    finally:
+        con.unregister("_listed_ids")
+
+
+def tombstone_unlisted(con: duckdb.DuckDBPyConnection, table: str, stream: str, backfill_cursor: int) -> int:
+    """After a complete backfill: rows it did not list were deleted in Stripe while no run read their events.
+
+    They stay, flagged ``is_deleted``; the deletion happened at some point before the backfill started, so
+    ``deleted_at`` is that moment (Stripe's clock), the latest time it can have happened.
+    """
+    row = con.execute(
+        f"""
+        update {table} set is_deleted = true, deleted_at = to_timestamp(?)
+        where not coalesce(is_deleted, false)
+          and id not in (
+            select id from sync.stripe_backfill_listed where stream = ? and backfill_cursor = ?
+          )
+        """,
+        [backfill_cursor, stream, backfill_cursor],
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def remaining_ranges(con: duckdb.DuckDBPyConnection, stream: str, backfill_cursor: int) -> list[tuple[int, int]]:
@@ -98,4 +133,6 @@ def remaining_ranges(con: duckdb.DuckDBPyConnection, stream: str, backfill_curso
 
 
 def clear_windows(con: duckdb.DuckDBPyConnection, stream: str) -> None:
+    """Forget a backfill's progress: the windows it landed and the ids it listed."""
     con.execute("delete from sync.stripe_backfill_windows where stream = ?", [stream])
+    con.execute("delete from sync.stripe_backfill_listed where stream = ?", [stream])

@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pandas  # noqa: F401  (see below)
 import pyarrow as pa
+
+# pyarrow imports pandas the first time it builds an array from Python objects, which takes about a second
+# and holds the import lock: import it with this module rather than inside the backfill's first pages.
 
 Getter = Callable[[dict[str, Any]], Any]
 
