@@ -65,7 +65,10 @@ def stripe_extract(
         for stream in streams:
             entry = report.streams[stream.name]
             total = con.execute(f"select count(*) from {stream.table}").fetchone()
-            context.log.info(f"{stream.table}: {entry.mode}, {entry.fetched} listed, {entry.changed} new or changed")
+            context.log.info(
+                f"{stream.table}: {entry.mode}, {entry.fetched} listed, {entry.changed} new or changed"
+                + (f", {entry.tombstoned} no longer in Stripe (tombstoned)" if entry.tombstoned else "")
+            )
             yield dg.MaterializeResult(
                 asset_key=stripe_asset_key(stream.name),
                 metadata={
@@ -73,6 +76,7 @@ def stripe_extract(
                     "mode": entry.mode,
                     "objects_listed": entry.fetched,
                     "rows_changed": entry.changed,
+                    "rows_tombstoned": entry.tombstoned,
                     "dagster/row_count": int(total[0]) if total else 0,
                     "events_cursor": entry.cursor or 0,
                     "run_requests": report.requests,

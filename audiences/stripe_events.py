@@ -7,38 +7,66 @@ object is its current state; ``<object>.deleted`` events of customers and produc
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import orjson
+import pyarrow as pa
 
 from audiences.stripe_reader import PAGE_SIZE, StripeReader
-from audiences.stripe_streams import CHARGES, Stream, event_queries
+from audiences.stripe_streams import CHARGES, EVENTS, Stream, event_queries
 
 OVERLAP_SECONDS = 300  # re-read this much before the cursor: events can appear in lists a little late
 # Ranges longer than this (a first run's 30 days) are listed in parallel spans; a nightly run's day is not, so an
 # unchanged account still costs one request per filter.
 SLICE_AFTER_SECONDS = 3 * 86_400
+CHUNK_ROWS = 5_000  # events per bulk write, and objects per apply: memory stays flat however many there are
+ORDER_TABLE = "stripe_event_order"  # a temporary table of this connection: where each fetched event was listed
+_ORDER_SCHEMA = pa.schema([("id", pa.string()), ("listing", pa.int32()), ("position", pa.int64())])
 
 
 @dataclass
-class EventBatch:
-    events: list[dict[str, Any]]  # oldest first, one per id
+class EventFetch:
+    """What :func:`fetch_events` read; the events themselves are in ``stripe.events``."""
+
     since: int
-    newest_created: int | None
+    read: int = 0
+    changed: int = 0  # rows of stripe.events inserted or updated
+    newest_created: int | None = None
 
 
-def _list_all(reader: StripeReader, query: dict[str, Any], since: int, until: int | None) -> list[dict[str, Any]]:
-    """Every event of one filter created in ``[since, until)``, newest first (as Stripe lists them)."""
+@dataclass
+class _Page:
+    listing: int
+    position: int  # of the page's first event in its listing (newest first)
+    events: list[dict[str, Any]]
+
+
+def _list_all(
+    reader: StripeReader,
+    out: queue.Queue[_Page],
+    stop: threading.Event,
+    listing: int,
+    query: dict[str, Any],
+    since: int,
+    until: int | None,
+) -> None:
+    """Every event of one filter created in ``[since, until)``, newest first (as Stripe lists them), page by page."""
     created = {"gte": since} if until is None else {"gte": since, "lt": until}
     params: dict[str, Any] = {"limit": PAGE_SIZE, "created": created, **query}
-    events: list[dict[str, Any]] = []
-    while True:
+    position = 0
+    while not stop.is_set():
         page, _ = reader.list("/v1/events", params)
-        events.extend(page["data"])
+        out.put(_Page(listing, position, page["data"]))
+        position += len(page["data"])
         if not page.get("has_more") or not page["data"]:
-            return events
+            return
         params = {**params, "starting_after": page["data"][-1]["id"]}
 
 
@@ -51,38 +79,116 @@ def time_slices(since: int, now: int, slices: int) -> list[tuple[int, int | None
     return [(lo, bounds[i + 1]) for i, lo in enumerate(bounds[:-1])] + [(bounds[-1], None)]
 
 
-def fetch_events(reader: StripeReader, since: int, workers: int = 4, now: int | None = None) -> EventBatch:
-    """Every event of the types we use created at or after ``since``, oldest first, deduplicated by id.
+def fetch_events(
+    con: duckdb.DuckDBPyConnection,
+    reader: StripeReader,
+    since: int,
+    extracted_at: float,
+    workers: int = 4,
+    now: int | None = None,
+) -> EventFetch:
+    """Land every event of the types we use created at or after ``since`` in ``stripe.events``.
 
     Each filter is listed concurrently; a long range (the 30 days of a first run) is also cut into spans of
-    time listed in parallel.
+    time listed in parallel. Pages are written in bulk as they come (an event is stored once, by id, and an
+    unchanged one is not rewritten), and where each was listed goes to the connection's temporary
+    ``stripe_event_order``, which orders events of the same second for :func:`apply_events`.
     """
+    con.execute(f"create or replace temp table {ORDER_TABLE} (id varchar, listing integer, position bigint)")
     spans = time_slices(since, now, workers) if now is not None else [(since, None)]
     tasks = [(query, lo, hi) for query in event_queries() for lo, hi in spans]
+    result = EventFetch(since)
+    pages: queue.Queue[_Page] = queue.Queue(maxsize=2 * CHUNK_ROWS // PAGE_SIZE)
+    buffered: list[_Page] = []
+    stop = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(tasks)))) as pool:
-        listings = list(pool.map(lambda t: _list_all(reader, t[0], t[1], t[2]), tasks))
-    by_id: dict[str, tuple[int, int, dict[str, Any]]] = {}
-    for events in listings:
-        for position, event in enumerate(events):
-            # Lists are newest first; inside one second, later in the list means older.
-            by_id.setdefault(event["id"], (int(event["created"]), -position, event))
-    ordered = [event for _, _, event in sorted(by_id.values(), key=lambda x: (x[0], x[1]))]
-    newest = max((int(e["created"]) for e in ordered), default=None)
-    return EventBatch(ordered, since, newest)
+        futures = [pool.submit(_list_all, reader, pages, stop, i, *task) for i, task in enumerate(tasks)]
+        try:
+            while True:
+                try:
+                    page = pages.get(timeout=0.1)
+                except queue.Empty:
+                    if any(f.done() and f.exception() is not None for f in futures):
+                        break  # a listing failed: its events are not all here, so the run fails below
+                    if all(f.done() for f in futures) and pages.empty():
+                        break
+                    continue
+                buffered.append(page)
+                if sum(len(p.events) for p in buffered) >= CHUNK_ROWS:
+                    _write(con, buffered, result, extracted_at)
+                    buffered = []
+            for future in futures:  # a listing that failed fails the run: its events are not all here
+                if future.done() and (error := future.exception()) is not None:
+                    raise error
+            _write(con, buffered, result, extracted_at)
+        finally:
+            stop.set()
+            while any(not f.done() for f in futures):  # unblock listings waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    pages.get(timeout=0.05)
+    return result
+
+
+def _write(con: duckdb.DuckDBPyConnection, pages: list[_Page], result: EventFetch, extracted_at: float) -> None:
+    events = [event for page in pages for event in page.events]
+    if not events:
+        return
+    order = pa.table(
+        {
+            "id": [e["id"] for e in events],
+            "listing": [page.listing for page in pages for _ in page.events],
+            "position": [page.position + i for page in pages for i in range(len(page.events))],
+        },
+        schema=_ORDER_SCHEMA,
+    )
+    con.execute("begin transaction")
+    try:
+        result.changed += EVENTS.upsert(con, EVENTS.to_arrow(events, extracted_at))
+        con.register("_event_order_batch", order)
+        con.execute(f"insert into {ORDER_TABLE} select * from _event_order_batch")
+        con.unregister("_event_order_batch")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    result.read += len(events)
+    newest = max(int(e["created"]) for e in events)
+    result.newest_created = max(newest, result.newest_created or newest)
 
 
 def latest_states(
-    stream: Stream, events: list[dict[str, Any]], since: int
-) -> tuple[list[dict[str, Any]], list[float | None]]:
-    """The newest object state per id among ``events`` (oldest first) and its deletion time, if deleted."""
-    latest: dict[str, tuple[dict[str, Any], float | None]] = {}
-    for event in events:
-        obj = (event.get("data") or {}).get("object")
-        if not isinstance(obj, dict) or obj.get("object") != stream.object_type or int(event["created"]) < since:
-            continue
-        deleted = stream.tombstones and event["type"].endswith(".deleted")
-        latest[obj["id"]] = (obj, float(event["created"]) if deleted else None)
-    return [o for o, _ in latest.values()], [d for _, d in latest.values()]
+    con: duckdb.DuckDBPyConnection, stream: Stream, since: int
+) -> Iterator[tuple[list[dict[str, Any]], list[float | None]]]:
+    """The newest state of each object of ``stream`` in the events fetched since ``since``, in chunks.
+
+    Each event's ``data.object`` is the whole object as of that event. Among an object's events the newest
+    wins; inside one second, the one listed first (Stripe lists newest first). A ``.deleted`` event of a
+    stream with tombstones also gives the deletion time.
+    """
+    after = ""
+    while True:
+        rows = con.execute(
+            f"""
+            select e.object_id, e.raw, e.type, epoch(e.created)
+            from stripe.events as e
+            join (select id, min(listing) as listing, min(position) as position from {ORDER_TABLE} group by id)
+                as o using (id)
+            where e.object_type = ? and e.created >= to_timestamp(?) and e.object_id > ?
+            qualify row_number() over (partition by e.object_id order by e.created desc, o.listing, o.position) = 1
+            order by e.object_id
+            limit {CHUNK_ROWS}
+            """,
+            [stream.object_type, since, after],
+        ).fetchall()
+        if not rows:
+            return
+        objects = [orjson.loads(raw)["data"]["object"] for _, raw, _, _ in rows]
+        deleted_at = [
+            float(created) if stream.tombstones and event_type.endswith(".deleted") else None
+            for _, _, event_type, created in rows
+        ]
+        yield objects, deleted_at
+        after = rows[-1][0]
 
 
 def fill_balance_transactions(
@@ -137,23 +243,13 @@ def apply_events(
     con: duckdb.DuckDBPyConnection,
     reader: StripeReader,
     stream: Stream,
-    batch: EventBatch,
     since: int,
     extracted_at: float,
 ) -> int:
     """Upsert the newest state of every object of ``stream`` changed since ``since``; returns rows changed."""
-    objects, deleted_at = latest_states(stream, batch.events, since)
-    if not objects:
-        return 0
-    if stream is CHARGES:
-        fill_balance_transactions(con, reader, objects, since)
-    return stream.upsert(con, stream.to_arrow(objects, extracted_at, deleted_at))
-
-
-def store_events(
-    con: duckdb.DuckDBPyConnection, events_stream: Stream, batch: EventBatch, since: int, extracted_at: float
-) -> int:
-    events = [e for e in batch.events if int(e["created"]) >= since]
-    if not events:
-        return 0
-    return events_stream.upsert(con, events_stream.to_arrow(events, extracted_at))
+    changed = 0
+    for objects, deleted_at in latest_states(con, stream, since):
+        if stream is CHARGES:
+            fill_balance_transactions(con, reader, objects, since)
+        changed += stream.upsert(con, stream.to_arrow(objects, extracted_at, deleted_at))
+    return changed

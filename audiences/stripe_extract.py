@@ -20,7 +20,7 @@ import duckdb
 
 from audiences import stripe_state
 from audiences.stripe_backfill import Backfill, Window
-from audiences.stripe_events import OVERLAP_SECONDS, apply_events, fetch_events, store_events
+from audiences.stripe_events import OVERLAP_SECONDS, apply_events, fetch_events
 from audiences.stripe_reader import StripeReader
 from audiences.stripe_streams import EVENTS, Stream
 
@@ -72,7 +72,7 @@ def extract(
     full_refresh: bool = False,
     workers: int = 8,
     on_progress: Callable[[str, int], None] | None = None,
-    memory_limit: str = "512MB",
+    memory_limit: str = "256MB",
 ) -> ExtractReport:
     started = time.monotonic()
     # DuckDB keeps what it reads cached up to 80% of RAM by default: cap it, so memory stays flat as the
@@ -138,12 +138,13 @@ def extract(
                 con.execute("rollback")
                 raise
 
-    # 2. Events since the oldest cursor, applied to each stream from its own cursor.
+    # 2. Events since the oldest cursor, landed in stripe.events as they come, then applied to each stream from
+    #    its own cursor.
     since = min(int(states[s.name].events_cursor or now) for s in streams) - OVERLAP_SECONDS
-    batch = fetch_events(reader, since, workers, now)
-    report.events_read = len(batch.events)
+    fetched = fetch_events(con, reader, since, extracted_at, workers, now)
+    report.events_read = fetched.read
     # Everything created up to a minute before Stripe's clock at the start is listed by now.
-    new_cursor = max([now - 60] + ([batch.newest_created] if batch.newest_created else []))
+    new_cursor = max([now - 60] + ([fetched.newest_created] if fetched.newest_created else []))
     for stream in streams:
         state = states[stream.name]
         stream_since = int(state.events_cursor or now) - OVERLAP_SECONDS
@@ -151,9 +152,9 @@ def extract(
         con.execute("begin transaction")
         try:
             if stream is EVENTS:
-                changed = store_events(con, stream, batch, stream_since, extracted_at)
+                changed = fetched.changed
             else:
-                changed = apply_events(con, reader, stream, batch, stream_since, extracted_at)
+                changed = apply_events(con, reader, stream, stream_since, extracted_at)
             state.events_cursor = max(int(state.events_cursor or 0), new_cursor)
             stripe_state.save(con, state)
             con.execute("commit")

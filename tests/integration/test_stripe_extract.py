@@ -137,6 +137,35 @@ def test_a_stale_cursor_or_full_refresh_backfills_again(rig: Rig) -> None:
     assert rig.ids("customers") == live_ids(rig.account.customers)
 
 
+def test_a_backfill_after_missed_events_tombstones_what_it_no_longer_lists(rig: Rig) -> None:
+    rig.run()
+    account = rig.account
+    gone = sorted(account.customers)[3]
+    product = sorted(account.products)[0]
+    account.delete_customer(gone)
+    account.delete_product(product)
+    deleted_at = account.now
+    # No run for 31 days: the `customer.deleted` and `product.deleted` events are out of Stripe's 30-day window.
+    account.advance(31 * DAY)
+    assert not [e for e in account.recent_events(("customer.deleted", "product.deleted"))]
+
+    report = rig.run()
+
+    assert report.streams["customers"].mode == "backfill"
+    assert report.streams["customers"].tombstoned == 1 and report.streams["products"].tombstoned == 1
+    q = rig.con.execute
+    for table, object_id in (("customers", gone), ("products", product)):
+        sql = f"select is_deleted, epoch(deleted_at)::bigint from stripe.{table} where id = ?"
+        row = q(sql, [object_id]).fetchone()
+        assert row[0] is True
+        assert deleted_at <= row[1] <= account.now  # at the latest when the backfill started
+    assert q("select count(*) from stripe.customers where is_deleted").fetchone() == (1,)
+    assert rig.ids("customers") == sorted([*account.customers, gone])  # the row is kept
+    # nothing is left over for the next backfill
+    assert q("select count(*) from sync.stripe_backfill_listed").fetchone() == (0,)
+    assert rig.run(full_refresh=True).streams["customers"].tombstoned == 0
+
+
 def test_an_interrupted_backfill_resumes_from_the_windows_it_finished(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -256,4 +285,21 @@ def test_a_run_that_dies_while_applying_events_loses_nothing(rig: Rig) -> None:
     q = rig.con.execute
     assert q("select name from stripe.customers where id = ?", [customer]).fetchone() == ("Renamed Before Crash",)
     assert q("select bt_amount, bt_exchange_rate from stripe.charges where id = ?", [charge]).fetchone() == (4620, 1.1)
+    assert q("select count(*) = count(distinct id) from stripe.events").fetchone() == (True,)
+
+
+def test_a_failed_events_listing_fails_the_run_and_moves_no_cursor(rig: Rig) -> None:
+    rig.run()
+    cursors = {s.name: stripe_state.load(rig.con, s.name).events_cursor for s in STREAMS}
+    customer = sorted(rig.account.customers)[4]
+    rig.account.update_customer(customer, name="Seen Next Time")
+    rig.account.advance(600)
+    rig.server.inject(Fault(r"^/v1/events$", status=400, skip=2, body={"error": {"type": "invalid_request_error"}}))
+    with pytest.raises(stripe.InvalidRequestError):
+        rig.run()
+    assert {s.name: stripe_state.load(rig.con, s.name).events_cursor for s in STREAMS} == cursors
+
+    rig.run()
+    q = rig.con.execute
+    assert q("select name from stripe.customers where id = ?", [customer]).fetchone() == ("Seen Next Time",)
     assert q("select count(*) = count(distinct id) from stripe.events").fetchone() == (True,)
