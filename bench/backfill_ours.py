@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rps", type=float, default=None, help="default: Stripe's limit for the key's mode")
     parser.add_argument("--endpoint-rps", type=float, default=None, help="default: 25")
     parser.add_argument("--max-network-retries", type=int, default=3, help="the Dagster resource's default")
+    parser.add_argument("--memory-limit", default=None, help="DuckDB memory_limit (default: the extract's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     reader = StripeReader(make_client(args.key, args.url, args.max_network_retries), limiter)
     with connect(args.warehouse) as con:
         started = time.monotonic()
-        report = extract(con, reader, STREAMS, workers=args.workers)
+        limit = {"memory_limit": args.memory_limit} if args.memory_limit else {}
+        report = extract(con, reader, STREAMS, workers=args.workers, **limit)
         seconds = time.monotonic() - started
         rows = {s.name: con.execute(f"select count(*) from {s.table}").fetchone()[0] for s in STREAMS}
 

@@ -324,7 +324,12 @@ def run(settings: Settings, workdir: Path) -> dict[str, Any]:
                 f"{mutation['seconds']:.1f}s, clock moved {settings.advance}s on"
             )
             argv = [*python, "bench.backfill_ours", *common, "--warehouse", str(warehouse), "--incremental"]
-            result = measure(server, workdir, f"incremental-{k}", argv)
+            try:
+                result = measure(server, workdir, f"incremental-{k}", argv)
+            except RuntimeError as exc:  # keep the backfill rounds: report the failure instead of losing them
+                log(str(exc)[-2000:])
+                results["incremental_error"] = f"round {k}: " + str(exc).strip().splitlines()[-1][:500]
+                break
             with duckdb.connect(str(warehouse), read_only=True) as con:
                 emails = con.execute(
                     "select count(*) from stripe.customers where email like ?", [mutation["email_marker"] + ".%"]
@@ -509,6 +514,9 @@ def report(results: dict[str, Any], settings: Settings, raw: Path) -> str:
             add(f"| {name} | {ep['objects']:,} | {ep['seconds']:.1f} | {rate:,.0f} | {complete} |")
         add("")
 
+    if results.get("incremental_error"):
+        add(f"**An incremental run failed**, {results['incremental_error']}")
+        add("")
     if incremental:
         add(f"### Incremental runs after {settings.fraction:.0%} of the objects changed")
         add("")

@@ -97,6 +97,8 @@ CHARGES = [
         (f"ch_d_{i}", "cus_dave", "usd", 20000, 20000, 0, "succeeded", True, USD, f"2024-0{i}-01 00:00")
         for i in range(1, 6)
     ],
+    # Lost to a dispute: deducted whole, so it adds 0 and is no purchase.
+    ("ch_d_disputed", "cus_dave", "usd", 15000, 15000, 0, "succeeded", True, USD, "2024-05-15 00:00"),
     ("ch_e_refunded", "cus_erin", "usd", 4200, 4200, 4200, "succeeded", True, USD, "2024-04-01 00:00"),
     ("ch_guest", None, "usd", 999, 999, 0, "succeeded", True, USD, "2024-04-02 00:00"),
 ]
@@ -110,10 +112,10 @@ REFUNDS = [
     ("re_e_usd", "ch_e_refunded", "usd", 4200, "succeeded", "fraudulent", "2024-04-02 08:00"),
 ]
 
-# id, charge, currency, amount (minor units), status, reason, created. Disputes are not deducted from
-# spend, so the marts do not change.
+# id, charge, currency, amount (minor units), status, reason, created. Only the lost one is deducted (from
+# ch_d_disputed, which then adds 0); won and open disputes change nothing.
 DISPUTES = [
-    ("dp_d_1", "ch_d_1", "usd", 20000, "lost", "fraudulent", "2024-01-20 00:00"),
+    ("dp_d_1", "ch_d_disputed", "usd", 15000, "lost", "fraudulent", "2024-05-20 00:00"),
     ("dp_b_kwd", "ch_b_kwd", "kwd", 12345, "won", "product_not_received", "2024-02-01 00:00"),
     ("dp_d_2", "ch_d_2", "usd", 20000, "needs_response", "duplicate", "2024-02-20 00:00"),
 ]
@@ -215,7 +217,9 @@ def build_warehouse(path: Path) -> None:
                '2023-01-01 00:00:00+00', null, null, '{}', now());
             insert into stripe.subscriptions values
               ('sub_alice', 'cus_alice', 'active', 'usd', false, '2024-01-01 00:00:00+00', null, null,
-               null, '[{"price": {"id": "price_pro_usd"}}]', '2024-01-01 00:00:00+00', false, null,
+               null, '[{"id": "si_alice", "quantity": 1, "price": {"id": "price_pro_usd", "currency": "usd",
+               "unit_amount": 1999, "recurring": {"interval": "month", "interval_count": 1}}}]',
+               '2024-01-01 00:00:00+00', false, null,
                '{}', now()),
               ('sub_dave', 'cus_dave', 'canceled', 'usd', false, '2024-01-01 00:00:00+00',
                '2024-05-01 00:00:00+00', '2024-05-01 00:00:00+00', null, '[]',
@@ -406,14 +410,99 @@ def test_customer_segments(built: Path) -> None:
         built,
         "select customer_id, segment_group, segment, tag from marts.customer_segments order by customer_id, tag",
     )
+    # Every purchase is from 2024, long before the as_of moment (now): all buyers are churned but Alice, whose
+    # subscription is active. RFM among the three buyers (percent ranks 0, 0.5, 1: scores 1, 3, 5): Dave
+    # (latest, most, most) is a champion, Bob (oldest, fewest, least) lost, Alice (3, 3) loyal.
     assert rows == [
         ("cus_alice", "frequency", "repeat", "frequency:repeat"),
+        ("cus_alice", "lifecycle", "active", "lifecycle:active"),
+        ("cus_alice", "rfm", "loyal", "rfm:loyal"),
         ("cus_alice", "spend", "medium", "spend:medium"),
         ("cus_bob", "frequency", "one_time", "frequency:one_time"),
+        ("cus_bob", "lifecycle", "churned", "lifecycle:churned"),
+        ("cus_bob", "rfm", "lost", "rfm:lost"),
         ("cus_bob", "spend", "low", "spend:low"),
+        ("cus_carol", "lifecycle", "prospect", "lifecycle:prospect"),
         ("cus_dave", "frequency", "frequent", "frequency:frequent"),
+        ("cus_dave", "lifecycle", "churned", "lifecycle:churned"),
+        ("cus_dave", "rfm", "champions", "rfm:champions"),
         ("cus_dave", "spend", "high", "spend:high"),
+        ("cus_erin", "lifecycle", "prospect", "lifecycle:prospect"),
     ]
+    assert query(built, "select count(*) from marts.customer_segments where segment_description is null") == [(0,)]
+
+
+def test_customer_profiles_activity_subscriptions_and_disputes(built: Path) -> None:
+    rows = query(
+        built,
+        """
+        select customer_id, average_order_value, avg_days_between_purchases, total_refunded,
+               failed_payments_last_30_days, dispute_count, lost_dispute_count, active_subscription_count,
+               mrr, subscription_status, strftime(churned_at at time zone 'UTC', '%Y-%m-%d'),
+               recency_score, frequency_score, monetary_score
+        from marts.customer_profiles order by customer_id
+        """,
+    )
+    assert rows == [
+        # 114.50 / 2; 22.1 days from 2024-01-10 09:00 to 2024-02-01 12:30; refunded 25.00 EUR x 1.08 + 30.00 USD.
+        # The failed charge is from 2024, not the last 30 days. 19.99 USD a month.
+        (
+            "cus_alice",
+            Decimal("57.25"),
+            Decimal("22.1"),
+            Decimal("57.00"),
+            0,
+            0,
+            0,
+            1,
+            Decimal("19.99"),
+            "active",
+            None,
+            3,
+            3,
+            3,
+        ),
+        ("cus_bob", Decimal("40.12"), None, Decimal("0.00"), 0, 1, 0, 0, Decimal("0.00"), None, None, 1, 1, 1),
+        ("cus_carol", None, None, Decimal("0.00"), 0, 0, 0, 0, Decimal("0.00"), None, None, None, None, None),
+        # 1000.00 / 5; 121 days from Jan 1 to May 1 over 4 gaps; the disputed charge lost 150.00; churned when
+        # the canceled subscription ended.
+        (
+            "cus_dave",
+            Decimal("200.00"),
+            Decimal("30.3"),
+            Decimal("0.00"),
+            0,
+            2,
+            1,
+            0,
+            Decimal("0.00"),
+            "canceled",
+            "2024-05-01",
+            5,
+            5,
+            5,
+        ),
+        ("cus_erin", None, None, Decimal("42.00"), 0, 0, 0, 0, Decimal("0.00"), None, None, None, None, None),
+    ]
+
+
+def test_reconciliation_catches_a_profile_that_drifts_from_stripe(built: Path, tmp_path: Path) -> None:
+    import shutil
+
+    # The build passed it; now a copy of the warehouse whose mart lost a single cent.
+    copy = tmp_path / "drift"
+    copy.mkdir()
+    shutil.copy(built / "warehouse.duckdb", copy / "warehouse.duckdb")
+    con = duckdb.connect(str(copy / "warehouse.duckdb"))
+    try:
+        con.execute(
+            "update marts.customer_profiles set lifetime_spend = lifetime_spend - 0.01 where customer_id = 'cus_dave'"
+        )
+    finally:
+        con.close()
+    result = run_dbt(copy, "test", "--select", "assert_lifetime_spend_reconciles_with_charges")
+    assert result.returncode != 0
+    assert "Got 2 results" in result.stdout  # usd and all currencies
 
 
 def test_staging_converts_minor_units(built: Path) -> None:
@@ -512,11 +601,11 @@ def test_staging_disputes(built: Path) -> None:
     assert rows == [
         # 12345 fils = 12.345 KWD (three decimals).
         ("dp_b_kwd", "ch_b_kwd", "kwd", Decimal("12.345"), "won", "product_not_received", False),
-        ("dp_d_1", "ch_d_1", "usd", Decimal("200.000"), "lost", "fraudulent", True),
+        ("dp_d_1", "ch_d_disputed", "usd", Decimal("150.000"), "lost", "fraudulent", True),
         ("dp_d_2", "ch_d_2", "usd", Decimal("200.000"), "needs_response", "duplicate", False),
     ]
     disputed = query(built, "select charge_id from staging.stg_stripe__charges where is_disputed order by 1")
-    assert disputed == [("ch_b_kwd",), ("ch_d_1",), ("ch_d_2",)]
+    assert disputed == [("ch_b_kwd",), ("ch_d_2",), ("ch_d_disputed",)]
 
 
 def test_staging_events(built: Path) -> None:
@@ -580,9 +669,92 @@ def test_manifest_carries_destination_meta_and_source_asset_keys(built: Path) ->
         "FREQSEG",
         "SPENDSEG",
         "CURRENCY",
+        "AOV",
+        "MRR",
+        "LIFECYCLE",
+        "RFM",
     }
+    assert all(len(tag) <= 10 for tag in ("LTV", "PURCHASES", "LASTPURCH", "FREQSEG", "SPENDSEG", "LIFECYCLE"))
+    assert "customerio_attribute" not in meta["days_since_last_purchase"]  # changes daily for everyone
     assert "email" not in {m.get("customerio_attribute") for m in meta.values()}
     for table in ("customers", "charges", "subscriptions", "products", "prices", "refunds", "disputes", "events"):
         source = manifest["sources"][f"source.stripe_audiences.stripe.{table}"]
         source_meta = source.get("config", {}).get("meta") or source.get("meta") or {}
         assert source_meta["dagster"]["asset_key"] == ["stripe", table]
+
+
+def test_docs_generate_describes_every_mart_column(built: Path) -> None:
+    result = run_dbt(built, "docs", "generate")
+    assert result.returncode == 0, result.stdout[-3000:]
+    catalog = json.loads((built / "target" / "catalog.json").read_text())
+    manifest = json.loads((built / "target" / "manifest.json").read_text())
+    for model in ("customer_profiles", "customer_segments"):
+        unique_id = f"model.stripe_audiences.{model}"
+        documented = {name for name, column in manifest["nodes"][unique_id]["columns"].items() if column["description"]}
+        in_warehouse = {name.lower() for name in catalog["nodes"][unique_id]["columns"]}
+        assert in_warehouse and in_warehouse == documented
+    assert (built / "target" / "index.html").exists()
+
+
+def test_the_readme_worked_example_adds_a_segment_without_python(built: Path, tmp_path: Path) -> None:
+    """The README's two edits (a catalogue row, a SQL branch) make a new tag appear in the marts."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    with (project / "seeds" / "segment_catalogue.csv").open("a") as catalogue:
+        catalogue.write('billing,payment_trouble,"Two or more failed payments in the last 30 days."\n')
+    segments_sql = project / "models" / "marts" / "customer_segments.sql"
+    branch = """
+    union all
+
+    select
+        customer_id,
+        'billing' as segment_group,
+        case when failed_payments_last_30_days >= 2 then 'payment_trouble' end as segment
+    from customer_profiles
+
+),
+
+final as ("""
+    sql = segments_sql.read_text()
+    assert sql.count("\n),\n\nfinal as (") == 1
+    segments_sql.write_text(sql.replace("\n),\n\nfinal as (", branch, 1))
+    segments_yml = project / "models" / "marts" / "customer_segments.yml"
+    segments_yml.write_text(
+        segments_yml.read_text().replace(
+            "[frequency, spend, lifecycle, rfm]", "[frequency, spend, lifecycle, rfm, billing]"
+        )
+    )
+
+    shutil.copy(built / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    try:  # Bob's card fails twice this week
+        for i in (1, 2):
+            con.execute(
+                "insert into stripe.charges (id, customer_id, amount, amount_captured, amount_refunded, currency,"
+                " status, captured, created, is_deleted, raw) values (?, 'cus_bob', 1000, 0, 0, 'usd', 'failed',"
+                " false, now() - interval 2 day, false, '{}')",
+                [f"ch_b_failed_{i}"],
+            )
+    finally:
+        con.close()
+    env = {
+        **os.environ,
+        "WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    env.pop("MARKETING_CONSENT_METADATA_KEY", None)
+    result = subprocess.run(
+        [str(DBT), "build", "--project-dir", str(project), "--profiles-dir", str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert query(
+        tmp_path,
+        "select customer_id, tag, segment_description from marts.customer_segments where segment_group = 'billing'",
+    ) == [("cus_bob", "billing:payment_trouble", "Two or more failed payments in the last 30 days.")]

@@ -9,7 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from audiences.field_mapping import load_mapping
 from sandbox.environment import StandIns, run_job, running_stand_ins
+from tests.conftest import MANIFEST
 from tests.integration.scenario import Scenario, build_scenario
 
 TABLES = (
@@ -55,6 +57,24 @@ class Pipeline:
             return con.execute(sql, params or []).fetchall()
         finally:
             con.close()
+
+    def tags(self, customer_id: str) -> list[str]:
+        return [
+            t for (t,) in self.query("select tag from marts.customer_segments where customer_id = ?", [customer_id])
+        ]
+
+    def pushed_view(self, destination: str) -> dict[str, tuple[object, ...]]:
+        """Per customer, what ``destination`` receives: its mapped profile columns and the segment tags."""
+        mapping = load_mapping(MANIFEST)
+        if destination == "mailchimp":
+            columns = ["email", "marketing_consent", *(f.column for f in mapping.merge_fields)]
+        else:
+            columns = ["email", "has_valid_email", *mapping.customerio_attributes]
+        rows = self.query(
+            f"select p.customer_id, {', '.join('p.' + c for c in columns)}, (select list(tag order by tag)"
+            " from marts.customer_segments s where s.customer_id = p.customer_id) from marts.customer_profiles p"
+        )
+        return {row[0]: row[1:] for row in rows}  # type: ignore[misc]
 
     def profile(self, customer_id: str) -> dict[str, object]:
         con = duckdb.connect(str(self.warehouse), read_only=True)
@@ -131,7 +151,14 @@ def test_merge_fields_and_tags_arrive(pipeline: Pipeline) -> None:
     alice = mc.member(audience, "alice.martin@gmail.com")
     assert alice["merge_fields"]["PURCHASES"] == 2
     assert alice["merge_fields"]["FREQSEG"] == "repeat"
-    assert mc.member_tags(audience, "alice.martin@gmail.com") == {"frequency:repeat", "spend:medium"}
+    assert mc.member_tags(audience, "alice.martin@gmail.com") == set(pipeline.tags(pipeline.scenario.alice))
+    assert {"frequency:repeat", "spend:medium"} <= mc.member_tags(audience, "alice.martin@gmail.com")
+    assert {t.split(":")[0] for t in mc.member_tags(audience, "alice.martin@gmail.com")} == {
+        "frequency",
+        "spend",
+        "lifecycle",
+        "rfm",
+    }
     assert not mc.contract_violations
     assert not pipeline.stand_ins.customerio.contract_violations
 
@@ -142,7 +169,8 @@ def test_customerio_people_by_stripe_id(pipeline: Pipeline) -> None:
     assert alice["email"] == "alice.martin@gmail.com"
     assert alice["lifetime_spend"] == 114.5
     assert alice["purchase_count"] == 2
-    assert set(alice["segments"]) == {"frequency:repeat", "spend:medium"}
+    assert set(alice["segments"]) == set(pipeline.tags(pipeline.scenario.alice))
+    assert alice["lifecycle_stage"] == pipeline.profile(pipeline.scenario.alice)["lifecycle_stage"]
     dave = cio.person(pipeline.scenario.dave)  # no email: still a person, keyed by Stripe id
     assert dave is not None and "email" not in dave
     assert len(cio.requests_to("POST", r"^/api/v2/batch$")) >= 1
@@ -178,27 +206,41 @@ def test_second_run_without_changes_pushes_nothing_and_keeps_tables_identical(pi
     assert rejections_after == rejections_before  # a permanent rejection is recorded once, not nightly
 
 
-def test_a_new_purchase_updates_exactly_that_member_and_flips_its_tags(pipeline: Pipeline) -> None:
+def test_a_new_purchase_updates_exactly_the_members_whose_data_changed_and_flips_tags(pipeline: Pipeline) -> None:
     s = pipeline.scenario
+    before = {d: pipeline.pushed_view(d) for d in ("mailchimp", "customerio")}
     s.account.add_charge(s.bob, 2500, "usd")
     pipeline.stand_ins.mailchimp.clear_requests()
     pipeline.stand_ins.customerio.clear_requests()
 
     pipeline.run()
 
+    after = {d: pipeline.pushed_view(d) for d in ("mailchimp", "customerio")}
+    changed = {d: {cid for cid in after[d] if after[d][cid] != before[d].get(cid)} for d in after}
     mc = pipeline.stand_ins.mailchimp
     puts = mc.requests_to("PUT", r"/members/")
-    assert [r.json()["email_address"] for r in puts] == ["bob.stone@outlook.com"]
-    tag_calls = mc.requests_to("POST", r"/tags$")
-    assert len(tag_calls) == 1
-    assert sorted((t["name"], t["status"]) for t in tag_calls[0].json()["tags"]) == [
-        ("frequency:one_time", "inactive"),
-        ("frequency:repeat", "active"),
-        ("spend:low", "active"),
+    bob_put = [r for r in puts if r.json()["email_address"] == "bob.stone@outlook.com"]
+    assert len(bob_put) == 1
+    tag_calls = [
+        r for r in mc.requests_to("POST", r"/tags$") if hashlib.md5(b"bob.stone@outlook.com").hexdigest() in r.path
     ]
-    assert mc.member_tags(pipeline.stand_ins.audience_id, "bob.stone@outlook.com") == {
-        "frequency:repeat",
-        "spend:low",
+    assert len(tag_calls) == 1
+    flips = {(t["name"], t["status"]) for t in tag_calls[0].json()["tags"]}
+    assert {("frequency:one_time", "inactive"), ("frequency:repeat", "active")} <= flips
+    assert "frequency:repeat" in mc.member_tags(pipeline.stand_ins.audience_id, "bob.stone@outlook.com")
+    assert "frequency:one_time" not in mc.member_tags(pipeline.stand_ins.audience_id, "bob.stone@outlook.com")
+    # Relative scores (RFM) can move other customers too; only the ones whose pushed data changed are sent.
+    assert s.bob in changed["mailchimp"] and s.bob in changed["customerio"]
+    emails = dict(pipeline.query("select customer_id, email from marts.customer_profiles"))
+    accepted = {
+        key for (key,) in pipeline.query("select record_key from sync.pushed_records where destination = 'mailchimp'")
     }
+    expected_puts = {
+        emails[cid]
+        for cid in changed["mailchimp"]
+        if emails.get(cid) and hashlib.md5(emails[cid].encode()).hexdigest() in accepted
+    }
+    assert {r.json()["email_address"] for r in puts} == expected_puts
     ops = [op for r in pipeline.stand_ins.customerio.requests_to("POST", "batch") for op in r.json()["batch"]]
-    assert [op["identifiers"]["id"] for op in ops] == [s.bob]
+    assert {op["identifiers"]["id"] for op in ops} == changed["customerio"]
+    assert len(ops) == len(changed["customerio"])

@@ -6,10 +6,10 @@ charges as (
 
 ),
 
-successful_captures as (
+customer_charges as (
 
     select * from charges
-    where is_successful_capture and customer_id is not null
+    where customer_id is not null
 
 ),
 
@@ -17,13 +17,46 @@ aggregated as (
 
     select
         customer_id,
-        arg_max(settlement_currency, created_at) as settlement_currency,
-        cast(round(sum(net_amount_settlement), 2) as decimal(18, 2)) as lifetime_spend,
+        -- the currency of the latest successful capture (NULL without one: failed attempts only)
+        arg_max(
+            case when is_successful_capture then settlement_currency end,
+            case when is_successful_capture then created_at end
+        ) as settlement_currency,
+        cast(round(coalesce(sum(
+            case when is_successful_capture then net_amount_settlement end
+        ), 0), 2) as decimal(18, 2)) as lifetime_spend,
+        cast(round(coalesce(sum(
+            case when is_successful_capture then refunded_amount_settlement end
+        ), 0), 2) as decimal(18, 2)) as total_refunded,
+        cast(round(coalesce(sum(
+            case when is_successful_capture then lost_dispute_amount_settlement end
+        ), 0), 2) as decimal(18, 2)) as lost_dispute_amount,
         cast(count(case when is_purchase then charge_id end) as integer) as purchase_count,
+        cast(count(
+            case
+                when is_purchase and created_at > {{ as_of() }} - interval 90 day
+                    then charge_id
+            end
+        ) as integer) as purchases_last_90_days,
+        cast(count(
+            case
+                when is_purchase and created_at > {{ as_of() }} - interval 365 day
+                    then charge_id
+            end
+        ) as integer) as purchases_last_365_days,
+        cast(count(
+            case
+                when is_failed and created_at > {{ as_of() }} - interval 30 day
+                    then charge_id
+            end
+        ) as integer) as failed_payments_last_30_days,
+        cast(sum(dispute_count) as integer) as dispute_count,
+        cast(sum(lost_dispute_count) as integer) as lost_dispute_count,
         min(case when is_purchase then created_at end) as first_purchase_at,
-        max(case when is_purchase then created_at end) as last_purchase_at
+        max(case when is_purchase then created_at end) as last_purchase_at,
+        bool_or(is_successful_capture) as has_successful_capture
 
-    from successful_captures
+    from customer_charges
     group by customer_id
 
 )

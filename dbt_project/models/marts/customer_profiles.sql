@@ -12,6 +12,18 @@ customer_purchases as (
 
 ),
 
+customer_subscriptions as (
+
+    select * from {{ ref('int_customer_subscriptions') }}
+
+),
+
+customer_rfm as (
+
+    select * from {{ ref('int_customer_rfm') }}
+
+),
+
 joined as (
 
     select
@@ -26,6 +38,24 @@ joined as (
         coalesce(customer_purchases.purchase_count, 0) as purchase_count,
         customer_purchases.first_purchase_at,
         customer_purchases.last_purchase_at,
+        coalesce(customer_purchases.purchases_last_90_days, 0) as purchases_last_90_days,
+        coalesce(customer_purchases.purchases_last_365_days, 0) as purchases_last_365_days,
+        coalesce(customer_purchases.total_refunded, 0) as total_refunded,
+        coalesce(
+            customer_purchases.failed_payments_last_30_days, 0
+        ) as failed_payments_last_30_days,
+        coalesce(customer_purchases.dispute_count, 0) as dispute_count,
+        coalesce(customer_purchases.lost_dispute_count, 0) as lost_dispute_count,
+        coalesce(
+            customer_subscriptions.active_subscription_count, 0
+        ) as active_subscription_count,
+        coalesce(customer_subscriptions.mrr, 0) as mrr,
+        customer_subscriptions.subscription_status,
+        customer_subscriptions.churned_at,
+        customer_rfm.recency_score,
+        customer_rfm.frequency_score,
+        customer_rfm.monetary_score,
+        customer_rfm.rfm_segment,
         customers.marketing_consent,
         customers.created_at as customer_created_at
 
@@ -33,6 +63,12 @@ joined as (
 
     left join customer_purchases
         on customers.customer_id = customer_purchases.customer_id
+
+    left join customer_subscriptions
+        on customers.customer_id = customer_subscriptions.customer_id
+
+    left join customer_rfm
+        on customers.customer_id = customer_rfm.customer_id
 
     where not customers.is_deleted
 
@@ -46,6 +82,22 @@ segmented as (
             regexp_full_match(email, '[^@\s]+@[^@\s]+\.[^@\s]+'),
             false
         ) as has_valid_email,
+        cast(
+            case when purchase_count > 0 then round(lifetime_spend / purchase_count, 2) end
+            as decimal(18, 2)
+        ) as average_order_value,
+        cast(date_diff('day', last_purchase_at, {{ as_of() }}) as integer)
+            as days_since_last_purchase,
+        cast(
+            case
+                when purchase_count > 1
+                    then round(
+                            date_diff('second', first_purchase_at, last_purchase_at)
+                            / 86400.0 / (purchase_count - 1),
+                            1
+                        )
+            end as decimal(10, 1)
+        ) as avg_days_between_purchases,
         case
             when purchase_count = 0 then 'none'
             when purchase_count >= {{ var('frequency_frequent_min_purchases') }} then 'frequent'
@@ -57,7 +109,24 @@ segmented as (
             when lifetime_spend < {{ var('spend_medium_min') }} then 'low'
             when lifetime_spend < {{ var('spend_high_min') }} then 'medium'
             else 'high'
-        end as spend_segment
+        end as spend_segment,
+        case
+            when purchase_count = 0 then 'prospect'
+            when
+                first_purchase_at
+                > {{ as_of() }} - to_days({{ var('lifecycle_new_days') }})
+                then 'new'
+            when
+                last_purchase_at
+                > {{ as_of() }} - to_days({{ var('lifecycle_active_days') }})
+                or active_subscription_count > 0
+                then 'active'
+            when
+                last_purchase_at
+                > {{ as_of() }} - to_days({{ var('lifecycle_churned_days') }})
+                then 'at_risk'
+            else 'churned'
+        end as lifecycle_stage
 
     from joined
 
@@ -73,10 +142,28 @@ final as (
         currency,
         lifetime_spend,
         purchase_count,
+        average_order_value,
         first_purchase_at,
         last_purchase_at,
+        days_since_last_purchase,
+        avg_days_between_purchases,
+        purchases_last_90_days,
+        purchases_last_365_days,
+        total_refunded,
+        failed_payments_last_30_days,
+        dispute_count,
+        lost_dispute_count,
+        active_subscription_count,
+        mrr,
+        subscription_status,
+        churned_at,
         frequency_segment,
         spend_segment,
+        lifecycle_stage,
+        recency_score,
+        frequency_score,
+        monetary_score,
+        rfm_segment,
         marketing_consent,
         customer_created_at
 
