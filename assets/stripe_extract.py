@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
-from audiences.stripe_extract import extract
+from audiences.stripe_extract import DEFAULT_MEMORY_LIMIT, extract
 from audiences.stripe_streams import STREAMS, STREAMS_BY_NAME
 from orchestration.resources import StripeResource, WarehouseResource
 
@@ -19,6 +19,11 @@ class ExtractConfig(dg.Config):
         default=False, description="Re-list every object through the list endpoints instead of reading events."
     )
     workers: int = Field(default=8, description="Concurrent list requests during a backfill (within the rate limits).")
+    memory_limit: str = Field(
+        default=DEFAULT_MEMORY_LIMIT,
+        description="DuckDB's memory_limit while extracting (it spills to disk beyond). Raise it if a run stops "
+        "with 'DuckDB needed more memory'.",
+    )
 
 
 def stripe_asset_key(stream_name: str) -> dg.AssetKey:
@@ -57,6 +62,7 @@ def stripe_extract(
             full_refresh=config.full_refresh,
             workers=config.workers,
             on_progress=None,
+            memory_limit=config.memory_limit,
         )
         context.log.info(
             f"Stripe: {report.requests} requests ({report.retries} retried), {report.events_read} events read "

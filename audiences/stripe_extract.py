@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,15 @@ from audiences.stripe_streams import EVENTS, Stream
 
 log = logging.getLogger(__name__)
 EVENT_RETENTION_SECONDS = 30 * 86_400
+# DuckDB's cap while extracting: memory stays flat as the account grows (it spills to disk beyond). Enough for
+# an account of a million charges; the run says clearly when it is not.
+DEFAULT_MEMORY_LIMIT = "256MB"
+
+
+class MemoryLimitError(RuntimeError):
+    """DuckDB needed more than the extraction's memory_limit."""
+
+
 STALE_CURSOR_SECONDS = 29 * 86_400
 
 
@@ -72,7 +82,41 @@ def extract(
     full_refresh: bool = False,
     workers: int = 8,
     on_progress: Callable[[str, int], None] | None = None,
-    memory_limit: str = "256MB",
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+) -> ExtractReport:
+    try:
+        return _extract(con, reader, streams, full_refresh, workers, on_progress, memory_limit)
+    except duckdb.Error as error:
+        exc = _out_of_memory(error)
+        if exc is None:
+            raise
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
+        raise MemoryLimitError(
+            f"DuckDB needed more memory than its memory_limit of {memory_limit} while extracting; nothing past "
+            "the last committed step was kept, so the next run resumes from there. Raise the limit (run config "
+            f"`memory_limit`, e.g. '1GB'). DuckDB said: {str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def _out_of_memory(error: BaseException) -> duckdb.OutOfMemoryException | None:
+    """The out-of-memory error behind ``error`` (cleanup in an aborted transaction can raise over it)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, duckdb.OutOfMemoryException):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _extract(
+    con: duckdb.DuckDBPyConnection,
+    reader: StripeReader,
+    streams: Sequence[Stream],
+    full_refresh: bool,
+    workers: int,
+    on_progress: Callable[[str, int], None] | None,
+    memory_limit: str,
 ) -> ExtractReport:
     started = time.monotonic()
     # DuckDB keeps what it reads cached up to 80% of RAM by default: cap it, so memory stays flat as the

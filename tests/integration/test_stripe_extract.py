@@ -303,3 +303,13 @@ def test_a_failed_events_listing_fails_the_run_and_moves_no_cursor(rig: Rig) -> 
     q = rig.con.execute
     assert q("select name from stripe.customers where id = ?", [customer]).fetchone() == ("Seen Next Time",)
     assert q("select count(*) = count(distinct id) from stripe.events").fetchone() == (True,)
+
+
+def test_running_out_of_duckdb_memory_says_what_to_raise(rig: Rig) -> None:
+    from audiences.stripe_extract import MemoryLimitError
+
+    with pytest.raises(MemoryLimitError, match=r"memory_limit of 1MB.*run config `memory_limit`"):
+        rig.run(memory_limit="1MB")
+    assert stripe_state.load(rig.con, "charges").events_cursor is None  # nothing half-done was kept
+    rig.run()  # with the default limit, the next run lands everything
+    assert rig.ids("charges") == live_ids(rig.account.charges)
