@@ -214,6 +214,47 @@ def measure(server: Server, workdir: Path, name: str, argv: list[str]) -> dict[s
     return result
 
 
+def time_dbt_build(warehouse: Path, workdir: Path, name: str) -> dict[str, Any]:
+    """``dbt build`` (every model, seed and test) on a backfilled warehouse: wall time and peak RSS."""
+    dbt = Path(sys.executable).parent / "dbt"
+    argv = [
+        str(dbt),
+        "build",
+        "--project-dir",
+        "dbt_project",
+        "--profiles-dir",
+        "dbt_project",
+        "--target-path",
+        str(workdir / "dbt-target"),
+        "--log-path",
+        str(workdir / "dbt-logs"),
+    ]
+    env = {**os.environ, "WAREHOUSE_PATH": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    log(f"{name}: WAREHOUSE_PATH={warehouse} {shown(argv)}")
+    out = workdir / f"{name}.out"
+    machine_cpu = machine_cpu_seconds()
+    started = time.monotonic()
+    with open(out, "w") as stdout:
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stdout)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{name} failed:\n{out.read_text()[-3000:]}")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        profiles = con.execute("select count(*) from marts.customer_profiles").fetchone()[0]  # type: ignore[index]
+    cpu = usage.ru_utime + usage.ru_stime
+    result = {
+        "command": f"WAREHOUSE_PATH={warehouse} " + shown(argv),
+        "seconds": round(wall, 2),
+        "peak_rss_mb": round(usage.ru_maxrss * 1024 / 1e6, 1),
+        "cpu_seconds": round(cpu, 1),
+        "other_cpu_seconds": round(max(0.0, machine_cpu_seconds() - machine_cpu - cpu), 1),
+        "profiles": profiles,
+    }
+    log(f"{name}: {wall:.1f}s, {profiles:,} profiles, peak RSS {result['peak_rss_mb']:,.0f} MB")
+    return result
+
+
 def projected_rate(peer: dict[str, Any], weights: dict[str, int]) -> float:
     """The peer's objects/s over the whole account: each endpoint at the rate measured on its window.
 
@@ -343,6 +384,9 @@ def run(settings: Settings, workdir: Path) -> dict[str, Any]:
                 and refunds_after - refunds_before == mutation["refunds_created"],
             }
             results["incremental"].append(result)
+        results["dbt_build"] = [
+            time_dbt_build(warehouse, workdir, f"dbt-build-{i}") for i in range(1, settings.runs + 1)
+        ]
     finally:
         server.stop()
     return results
@@ -445,6 +489,12 @@ def report(results: dict[str, Any], settings: Settings, raw: Path) -> str:
         met = yes(median(ratios) >= 5) if peer == "sequential" else "-"
         add(f"| ours ÷ {label}, objects/s | {spread(ratios, '{:.1f}x')} | {target} | {met} |")
     add(f"| ours: peak memory of the backfill (RSS) | {spread(ours_rss)} MB | < 1 GB | {yes(max(ours_rss) < 1000)} |")
+    builds = [b["seconds"] for b in results.get("dbt_build", [])]
+    if builds:
+        add(
+            f"| `dbt build` of the whole project on this account, seconds | {spread(builds, '{:.1f}')} | < 60 | "
+            f"{yes(median(builds) < 60)} |"
+        )
     if incremental:
         reqs = [r["server"]["requests"] for r in incremental]
         backfill_reqs = median([o["server"]["requests"] for o in ours])
@@ -559,6 +609,9 @@ def report(results: dict[str, Any], settings: Settings, raw: Path) -> str:
         add("# each incremental round:")
         add(results["mutate_command"])
         add(incremental[0]["command"])
+    if results.get("dbt_build"):
+        add("# then dbt, on that warehouse (each run):")
+        add(results["dbt_build"][0]["command"])
     add("```")
     add("")
     if settings.peers:

@@ -59,3 +59,43 @@ def test_failing_dbt_test_blocks_the_push_then_a_destination_without_credentials
     for run in (extract, blocked, skipped):  # secrets never reach the logs, even of a failed run
         for secret in (env["STRIPE_API_KEY"], env["CUSTOMERIO_API_KEY"], env["MAILCHIMP_API_KEY"]):
             assert secret not in run.stdout + run.stderr
+
+
+def test_a_failing_warn_test_shows_as_a_warning_check_and_the_push_goes_on(
+    stand_ins: StandIns, dbt_manifest: Path, tmp_path: Path
+) -> None:
+    env = stand_ins.env(tmp_path / "warehouse.duckdb", tmp_path / "dagster_home")
+    extract = run_job("extract_stripe", env)
+    assert extract.returncode == 0, extract.stderr[-5000:]
+    con = duckdb.connect(env["WAREHOUSE_PATH"])
+    # A refund of a charge we do not have breaks the relationships test on stg_stripe__refunds (severity warn).
+    con.execute(
+        "insert into stripe.refunds (id, charge_id, amount, currency, status, raw, created)"
+        " values ('re_orphan', 'ch_not_extracted_yet', 100, 'usd', 'succeeded', '{}', now())"
+    )
+    con.close()
+    stand_ins.mailchimp.clear_requests()
+    stand_ins.customerio.clear_requests()
+
+    run = run_job("nightly_sync", env)
+
+    assert run.returncode == 0, run.stderr[-5000:]
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        latest = instance.get_runs(limit=1)[0]
+        evaluations = [
+            entry.dagster_event.event_specific_data
+            for entry in instance.all_logs(latest.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+            if entry.dagster_event is not None
+        ]
+    failed = {e.check_name: e.severity for e in evaluations if not e.passed}
+    orphan = [name for name in failed if name.startswith("relationships_stg_stripe__refunds_charge_id")]
+    assert orphan, failed
+    assert failed[orphan[0]] == dg.AssetCheckSeverity.WARN
+    assert all(severity == dg.AssetCheckSeverity.WARN for severity in failed.values()), failed
+    assert any(e.passed for e in evaluations)  # the other checks ran and passed
+    # The reconciliation is a check of customer_profiles, with error severity, and it passed.
+    reconciliation = [e for e in evaluations if e.check_name == "assert_lifetime_spend_reconciles_with_charges"]
+    assert reconciliation and reconciliation[0].passed
+    assert reconciliation[0].asset_key == dg.AssetKey(["marts", "customer_profiles"])
+    # a warning does not block the destinations
+    assert stand_ins.customerio.requests_to("POST", "/api/v2/batch")
