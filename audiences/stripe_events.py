@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from audiences.stripe_reader import PAGE_SIZE, StripeReader
 from audiences.stripe_streams import CHARGES, EVENTS, Stream, event_queries
+from audiences.warehouse import registered
 
 OVERLAP_SECONDS = 300  # re-read this much before the cursor: events can appear in lists a little late
 # Ranges longer than this (a first run's 30 days) are listed in parallel spans; a nightly run's day is not, so an
@@ -103,6 +104,7 @@ def fetch_events(
     result = EventFetch(since)
     pages: queue.Queue[_Page] = queue.Queue(maxsize=2 * CHUNK_ROWS // PAGE_SIZE)
     buffered: list[_Page] = []
+    rows = 0
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(tasks)))) as pool:
         futures = [pool.submit(_list_all, reader, pages, stop, i, *task) for i, task in enumerate(tasks)]
@@ -117,9 +119,10 @@ def fetch_events(
                         break
                     continue
                 buffered.append(page)
-                if sum(len(p.events) for p in buffered) >= CHUNK_ROWS:
+                rows += len(page.events)
+                if rows >= CHUNK_ROWS:
                     _write(con, buffered, result, extracted_at)
-                    buffered = []
+                    buffered, rows = [], 0
             for future in futures:  # a listing that failed fails the run: its events are not all here
                 if future.done() and (error := future.exception()) is not None:
                     raise error
@@ -147,9 +150,8 @@ def _write(con: duckdb.DuckDBPyConnection, pages: list[_Page], result: EventFetc
     con.execute("begin transaction")
     try:
         result.changed += EVENTS.upsert(con, EVENTS.to_arrow(events, extracted_at))
-        con.register("_event_order_batch", order)
-        con.execute(f"insert into {ORDER_TABLE} select * from _event_order_batch")
-        con.unregister("_event_order_batch")
+        with registered(con, "_event_order_batch", order):
+            con.execute(f"insert into {ORDER_TABLE} select * from _event_order_batch")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

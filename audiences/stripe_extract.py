@@ -86,10 +86,7 @@ def extract(
 ) -> ExtractReport:
     try:
         return _extract(con, reader, streams, full_refresh, workers, on_progress, memory_limit)
-    except duckdb.Error as error:
-        exc = _out_of_memory(error)
-        if exc is None:
-            raise
+    except duckdb.OutOfMemoryException as exc:
         with contextlib.suppress(duckdb.Error):
             con.execute("rollback")
         raise MemoryLimitError(
@@ -97,16 +94,6 @@ def extract(
             "the last committed step was kept, so the next run resumes from there. Raise the limit (run config "
             f"`memory_limit`, e.g. '1GB'). DuckDB said: {str(exc).splitlines()[0]}"
         ) from exc
-
-
-def _out_of_memory(error: BaseException) -> duckdb.OutOfMemoryException | None:
-    """The out-of-memory error behind ``error`` (cleanup in an aborted transaction can raise over it)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, duckdb.OutOfMemoryException):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _extract(

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from audiences.warehouse import registered
+
 SCHEMA_SQL = (
     "create schema if not exists sync",
     """
@@ -86,13 +88,10 @@ def record_windows(con: duckdb.DuckDBPyConnection, windows: list[tuple[str, int,
 
 def record_listed(con: duckdb.DuckDBPyConnection, stream: str, backfill_cursor: int, ids: pa.Table) -> None:
     """Remember the ids a backfill listed (a one-column ``id`` table), to tombstone the rest when it completes."""
-    con.register("_listed_ids", ids)
-    try:
+    with registered(con, "_listed_ids", ids):
         con.execute(
             "insert into sync.stripe_backfill_listed select ?, ?, id from _listed_ids", [stream, backfill_cursor]
         )
-    finally:
-        con.unregister("_listed_ids")
 
 
 def tombstone_unlisted(con: duckdb.DuckDBPyConnection, table: str, stream: str, backfill_cursor: int) -> int:

@@ -17,6 +17,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from audiences.warehouse import registered
+
 SCHEMA_SQL = (
     "create schema if not exists sync",
     """
@@ -147,15 +149,12 @@ def record_accepted(
     if keys:
         ensure_schema(con)
         batch = pa.table({"record_key": keys, "payload_hash": digests, "payload": payloads})
-        con.register("_accepted", batch)
-        try:
+        with registered(con, "_accepted", batch):
             con.execute(
                 "insert or replace into sync.pushed_records "
                 "select ?, record_key, payload_hash, payload::JSON, now() from _accepted",
                 [destination],
             )
-        finally:
-            con.unregister("_accepted")
     return len(keys)
 
 

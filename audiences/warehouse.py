@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,23 @@ def connect(path: str | os.PathLike[str], *, read_only: bool = False) -> Iterato
         con.close()
 
 
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """``table`` visible to SQL as ``name`` for the block.
+
+    When the block fails, DuckDB may refuse the unregister too (the transaction is aborted): that second error
+    is dropped so the first one, the cause, is what the caller sees.
+    """
+    con.register(name, table)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
+        raise
+    con.unregister(name)
+
+
 def upsert_arrow(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -59,8 +77,7 @@ def upsert_arrow(
     """
     if batch.num_rows == 0:
         return 0
-    con.register("_upsert_batch", batch)
-    try:
+    with registered(con, "_upsert_batch", batch):
         row = con.execute(
             f"""
             insert or replace into {table} {"(" + ", ".join(columns) + ")" if columns else ""}
@@ -72,6 +89,4 @@ def upsert_arrow(
               and not exists (select 1 from {table} as t where t.{key} = b.{key} and {same_sql})
             """
         ).fetchone()
-    finally:
-        con.unregister("_upsert_batch")
     return int(row[0]) if row else 0

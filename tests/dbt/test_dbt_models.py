@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -276,7 +277,7 @@ def build_warehouse(path: Path) -> None:
         con.close()
 
 
-def run_dbt(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_dbt(tmp: Path, *args: str, project_dir: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "WAREHOUSE_PATH": str(tmp / "warehouse.duckdb"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env.pop("MARKETING_CONSENT_METADATA_KEY", None)  # the default key, whatever the shell says
     return subprocess.run(
@@ -284,9 +285,9 @@ def run_dbt(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
             str(DBT),
             *args,
             "--project-dir",
-            str(PROJECT_DIR),
+            str(project_dir),
             "--profiles-dir",
-            str(PROJECT_DIR),
+            str(project_dir),
             "--target-path",
             str(tmp / "target"),
             "--log-path",
@@ -487,8 +488,6 @@ def test_customer_profiles_activity_subscriptions_and_disputes(built: Path) -> N
 
 
 def test_reconciliation_catches_a_profile_that_drifts_from_stripe(built: Path, tmp_path: Path) -> None:
-    import shutil
-
     # The build passed it; now a copy of the warehouse whose mart lost a single cent.
     copy = tmp_path / "drift"
     copy.mkdir()
@@ -698,8 +697,6 @@ def test_docs_generate_describes_every_mart_column(built: Path) -> None:
 
 def test_the_readme_worked_example_adds_a_segment_without_python(built: Path, tmp_path: Path) -> None:
     """The README's two edits (a catalogue row, a SQL branch) make a new tag appear in the marts."""
-    import shutil
-
     project = tmp_path / "project"
     shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
     with (project / "seeds" / "segment_catalogue.csv").open("a") as catalogue:
@@ -739,20 +736,7 @@ final as ("""
             )
     finally:
         con.close()
-    env = {
-        **os.environ,
-        "WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    env.pop("MARKETING_CONSENT_METADATA_KEY", None)
-    result = subprocess.run(
-        [str(DBT), "build", "--project-dir", str(project), "--profiles-dir", str(project)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_dbt(tmp_path, "build", project_dir=project)
     assert result.returncode == 0, result.stdout[-5000:]
     assert query(
         tmp_path,

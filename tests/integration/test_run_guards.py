@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +11,14 @@ import pytest
 
 from sandbox.environment import StandIns, run_job, running_stand_ins
 from sandbox.stripe_account import generate_account
+
+
+def extracted(stand_ins: StandIns, tmp_path: Path) -> tuple[dict[str, str], subprocess.CompletedProcess[str]]:
+    """The production environment in ``tmp_path``, with Stripe already extracted (`extract_stripe`)."""
+    env = stand_ins.env(tmp_path / "warehouse.duckdb", tmp_path / "dagster_home")
+    extract = run_job("extract_stripe", env)
+    assert extract.returncode == 0, extract.stderr[-5000:]
+    return env, extract
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +30,7 @@ def stand_ins() -> StandIns:
 def test_failing_dbt_test_blocks_the_push_then_a_destination_without_credentials_is_skipped(
     stand_ins: StandIns, dbt_manifest: Path, tmp_path: Path
 ) -> None:
-    env = stand_ins.env(tmp_path / "warehouse.duckdb", tmp_path / "dagster_home")
-    extract = run_job("extract_stripe", env)
-    assert extract.returncode == 0, extract.stderr[-5000:]
+    env, extract = extracted(stand_ins, tmp_path)
     con = duckdb.connect(env["WAREHOUSE_PATH"])
     # A charge whose currency is missing breaks the not_null test (error severity) on stg_stripe__charges.
     con.execute(
@@ -64,9 +71,7 @@ def test_failing_dbt_test_blocks_the_push_then_a_destination_without_credentials
 def test_a_failing_warn_test_shows_as_a_warning_check_and_the_push_goes_on(
     stand_ins: StandIns, dbt_manifest: Path, tmp_path: Path
 ) -> None:
-    env = stand_ins.env(tmp_path / "warehouse.duckdb", tmp_path / "dagster_home")
-    extract = run_job("extract_stripe", env)
-    assert extract.returncode == 0, extract.stderr[-5000:]
+    env, _ = extracted(stand_ins, tmp_path)
     con = duckdb.connect(env["WAREHOUSE_PATH"])
     # A refund of a charge we do not have breaks the relationships test on stg_stripe__refunds (severity warn).
     con.execute(
