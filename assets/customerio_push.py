@@ -37,6 +37,7 @@ def customerio_people(
                 run_id=context.run_id,
                 dry_run=config.dry_run,
                 full_resync=config.full_resync,
+                withdraw_departed=config.limit is None,
             ),
         )
     finally:

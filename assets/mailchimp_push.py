@@ -42,6 +42,7 @@ def mailchimp_audience_members(
                 run_id=context.run_id,
                 dry_run=config.dry_run,
                 full_resync=config.full_resync,
+                withdraw_departed=config.limit is None,
                 max_connections=mailchimp.max_connections,
             ),
         )

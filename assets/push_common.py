@@ -53,11 +53,20 @@ def result_metadata(result: SyncResult) -> dict[str, Any]:
         metadata["rejections_sample"] = dg.MetadataValue.md(
             "| record | reason | permanent |\n| --- | --- | --- |\n" + rows
         )
+    if result.planned:
+        metadata["planned_operations"] = dg.MetadataValue.json(result.planned)
     if result.planned_sample:
-        metadata["planned_sample"] = dg.MetadataValue.json(
-            [{k: v for k, v in p.items() if k not in {"email_address", "email"}} for p in result.planned_sample]
-        )
+        metadata["planned_sample"] = dg.MetadataValue.json(_without_emails(result.planned_sample))
     return metadata
+
+
+def _without_emails(value: Any) -> Any:
+    """``value`` without its email fields, at any depth: run metadata is no place for personal data."""
+    if isinstance(value, dict):
+        return {k: _without_emails(v) for k, v in value.items() if k not in {"email_address", "email"}}
+    if isinstance(value, list):
+        return [_without_emails(v) for v in value]
+    return value
 
 
 def run_push(
@@ -80,6 +89,8 @@ def run_push(
             started_at=started,
             dry_run=config.dry_run,
             counts=result.counts(),
+            planned=result.planned,
+            sample=result.planned_sample if config.dry_run else None,
         )
     context.log.info(
         f"{label}{' (dry run)' if config.dry_run else ''}: {result.considered} profiles, {result.unchanged} unchanged, "

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from audiences.http import build_session, check_base_url
+from audiences.http import build_session, check_base_url, retried
 
 TRACK_HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
 MAX_REQUEST_BYTES = 500_000  # the documents say 500 KB and 32 KB: read them as decimal, the strict way
@@ -80,6 +80,11 @@ class CustomerIOClient:
     @property
     def api_calls(self) -> int:
         return self._calls
+
+    @property
+    def retried(self) -> int:
+        """Calls repeated after a 429, a 5xx, a time-out or a reset (not counted in ``api_calls``)."""
+        return retried(self.session)
 
     def _post(self, path: str, body: bytes) -> requests.Response:
         with self._lock:

@@ -77,6 +77,50 @@ def check_limits(key: str, op: bytes, payload: dict[str, Any]) -> str | None:
     return None
 
 
+def departed_payload(key: str, previous: dict[str, Any]) -> dict[str, Any]:
+    """A person whose customer no profile has any more: deleted in Stripe. Nothing is deleted at Customer.io:
+    the person is flagged and loses its segments."""
+    return {"id": key, "attributes": {"stripe_deleted": True, "segments": []}}
+
+
+def deliver(
+    client: CustomerIOClient,
+    keys: list[str],
+    encoded: list[bytes],
+    hashes: dict[str, str],
+    concurrency: int,
+) -> tuple[list[str], list[Rejection]]:
+    """Send ``encoded[i]`` (the op of ``keys[i]``) in size-packed batches; returns (accepted keys, rejections).
+
+    A per-op error (207) is a permanent rejection of that record; a batch that failed as a whole (after the
+    retries) is a transient one for each of its records, sent again next run. A refused key stops the run.
+    """
+
+    def send(indexes: list[int]) -> tuple[list[int], dict[int, str], Exception | None]:
+        try:
+            errors = client.send_batch([encoded[i] for i in indexes])
+            return indexes, {indexes[e.index]: e.reason for e in errors}, None
+        except Exception as exc:  # recorded per record below, as transient
+            return indexes, {}, exc
+
+    accepted: list[str] = []
+    rejections: list[Rejection] = []
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for indexes, op_errors, error in pool.map(send, list(pack_ops(encoded))):
+            if isinstance(error, CustomerIOError) and error.status in (401, 403):
+                raise error
+            for i in indexes:
+                key = keys[i]
+                if error is not None:
+                    reason = f"transient: {type(error).__name__}: {error}"[:500]
+                    rejections.append(Rejection(key, reason, False, hashes[key]))
+                elif i in op_errors:
+                    rejections.append(Rejection(key, op_errors[i], True, hashes[key]))
+                else:
+                    accepted.append(key)
+    return accepted, rejections
+
+
 def sync_people(
     con: duckdb.DuckDBPyConnection,
     client: CustomerIOClient,
@@ -87,12 +131,16 @@ def sync_people(
     dry_run: bool = False,
     full_resync: bool = False,
     concurrency: int = 4,
+    withdraw_departed: bool = True,
 ) -> SyncResult:
+    """Identify each changed person; ``withdraw_departed``: flag the people whose customer was deleted."""
     started = time.monotonic()
     result = SyncResult(DESTINATION, dry_run=dry_run, considered=len(profiles))
     payloads = build_payloads(profiles, mapping)
-    plan = plan_changes(con, DESTINATION, payloads, full_resync=full_resync)
+    departed = departed_payload if withdraw_departed else None
+    plan = plan_changes(con, DESTINATION, payloads, full_resync=full_resync, departed=departed)
     result.unchanged = plan.unchanged
+    result.departed = plan.departed
     result.still_rejected = plan.still_rejected
     keys = sorted(plan.to_send)
     encoded: list[bytes] = []
@@ -108,34 +156,18 @@ def sync_people(
             sendable.append(key)
     if dry_run:
         result.planned_sample = [identify_op(plan.to_send[k]) for k in sendable[:10]]
-        return result.finish(started=started, api_calls=client.api_calls, sent=0, rejections=rejections)
+        return result.finish(
+            started=started, api_calls=client.api_calls, retried=client.retried, sent=0, rejections=rejections
+        )
 
-    batches = list(pack_ops(encoded))
-
-    def send(indexes: list[int]) -> tuple[list[int], dict[int, str], Exception | None]:
-        try:
-            errors = client.send_batch([encoded[i] for i in indexes])
-            return indexes, {indexes[e.index]: e.reason for e in errors}, None
-        except Exception as exc:  # recorded per record below, as transient
-            return indexes, {}, exc
-
-    accepted: list[str] = []
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for indexes, op_errors, error in pool.map(send, batches):
-            if isinstance(error, CustomerIOError) and error.status in (401, 403):
-                raise error
-            for i in indexes:
-                key = sendable[i]
-                if error is not None:
-                    reason = f"transient: {type(error).__name__}: {error}"[:500]
-                    rejections.append(Rejection(key, reason, False, plan.hashes[key]))
-                elif i in op_errors:
-                    rejections.append(Rejection(key, op_errors[i], True, plan.hashes[key]))
-                else:
-                    accepted.append(key)
-                    if key in plan.previous:
-                        result.updated += 1
-                    else:
-                        result.created += 1
+    accepted, failed = deliver(client, sendable, encoded, plan.hashes, concurrency)
+    rejections += failed
+    for key in accepted:
+        if key in plan.previous:
+            result.updated += 1
+        else:
+            result.created += 1
     record_outcome(con, DESTINATION, plan, accepted, rejections, run_id)
-    return result.finish(started=started, api_calls=client.api_calls, sent=len(accepted), rejections=rejections)
+    return result.finish(
+        started=started, api_calls=client.api_calls, retried=client.retried, sent=len(accepted), rejections=rejections
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import requests
@@ -37,6 +39,34 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class RetryCounter:
+    """How many requests a session repeated (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+class CountingRetry(Retry):
+    """urllib3's ``Retry``, counting each repeat into a :class:`RetryCounter` shared by its copies."""
+
+    counter: RetryCounter
+
+    def new(self, **kw: Any) -> Self:
+        retry = super().new(**kw)
+        retry.counter = self.counter
+        return retry
+
+    def increment(self, *args: Any, **kwargs: Any) -> Self:
+        retry = super().increment(*args, **kwargs)  # raises when the retries are used up
+        self.counter.add()
+        return retry
+
+
 def build_session(
     *,
     pool_size: int = 10,
@@ -50,7 +80,7 @@ def build_session(
     ``Retry-After`` is honoured; otherwise the wait grows exponentially with jitter. Every method is retried:
     the operations we send are idempotent (upserts by key, tag states, events with a dedupe id).
     """
-    retry = Retry(
+    retry = CountingRetry(
         total=retries,
         connect=retries,
         read=retries,
@@ -64,10 +94,18 @@ def build_session(
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+    retry.counter = RetryCounter()
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size, pool_block=True)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = user_agent
     session.verify = True
+    session.retry_counter = retry.counter  # type: ignore[attr-defined]
     return session
+
+
+def retried(session: requests.Session) -> int:
+    """Requests ``session`` repeated so far."""
+    counter = getattr(session, "retry_counter", None)
+    return counter.count if counter is not None else 0

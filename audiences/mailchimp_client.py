@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from audiences.http import build_session, check_base_url
+from audiences.http import build_session, check_base_url, retried
 
 PERMANENT_MEMBER_ERRORS = frozenset(
     {"Invalid Resource", "Member In Compliance State", "Forgotten Email Not Subscribed", "Member Exists"}
@@ -73,6 +73,11 @@ class MailchimpClient:
     def api_calls(self) -> int:
         return self._calls
 
+    @property
+    def retried(self) -> int:
+        """Calls repeated after a 429, a 5xx, a time-out or a reset (not counted in ``api_calls``)."""
+        return retried(self.session)
+
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         with self._lock:
             self._calls += 1
@@ -107,6 +112,45 @@ class MailchimpClient:
 
     def update_tags(self, list_id: str, email: str, tags: list[dict[str, str]]) -> None:
         self.request("POST", f"/lists/{list_id}/members/{subscriber_hash(email)}/tags", json={"tags": tags})
+
+    def batch_members(self, list_id: str, members: list[dict[str, Any]], *, update_existing: bool) -> dict[str, Any]:
+        """``POST /lists/{id}``: up to 500 members; per-member failures come back in ``errors`` of a 200."""
+        body = {"members": members, "update_existing": update_existing}
+        fields = "total_created,total_updated,error_count,errors"  # not the 500 member objects
+        return self.request("POST", f"/lists/{list_id}", json=body, params={"fields": fields})
+
+    # -- tags, which the API also serves as static segments ----------------------------------------
+    def static_segments(self, list_id: str) -> list[dict[str, Any]]:
+        segments: list[dict[str, Any]] = []
+        while True:
+            page = self.request(
+                "GET",
+                f"/lists/{list_id}/segments",
+                params={
+                    "type": "static",
+                    "count": 1000,
+                    "offset": len(segments),
+                    "fields": "segments.id,segments.name,total_items",
+                },
+            )
+            segments.extend(page.get("segments", []))
+            if not page.get("segments") or len(segments) >= int(page.get("total_items", 0)):
+                return segments
+
+    def create_static_segment(self, list_id: str, name: str) -> dict[str, Any]:
+        return self.request("POST", f"/lists/{list_id}/segments", json={"name": name, "static_segment": []})
+
+    def update_segment_members(
+        self, list_id: str, segment_id: int, *, add: list[str], remove: list[str]
+    ) -> dict[str, Any]:
+        """Add and remove members (by email, up to 500 each) of a static segment, i.e. set a tag on or off."""
+        body = {"members_to_add": add, "members_to_remove": remove}
+        return self.request(
+            "POST",
+            f"/lists/{list_id}/segments/{segment_id}",
+            json=body,
+            params={"fields": "total_added,total_removed,error_count,errors"},
+        )
 
     def close(self) -> None:
         self.session.close()

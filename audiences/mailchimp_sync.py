@@ -4,7 +4,10 @@ Rules (see ../shared/contracts/NOTES.md):
 - members are keyed by ``md5(lowercased email)``;
 - a new member is ``subscribed`` only with marketing consent, otherwise ``transactional``;
 - ``status`` is never sent, so an existing member's status (unsubscribed, cleaned...) never changes;
-- segments are tags: active while the customer is in the segment, inactive once they leave it.
+- segments are tags: active while the customer is in the segment, inactive once they leave it; a contact
+  no profile has any more (customer deleted in Stripe, email changed) keeps its member record and loses them;
+- new contacts go through the 500-member batch endpoint (``update_existing: false``, so no existing member's
+  status can change), changed ones through one ``PUT`` each, tags through their static segments in bulk.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import datetime as dt
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal
 from typing import Any
 
@@ -20,30 +25,43 @@ import duckdb
 
 from audiences.field_mapping import FieldMapping, MergeField
 from audiences.mailchimp_client import MailchimpClient, MailchimpError, subscriber_hash
+from audiences.mailchimp_tags import TagChanges, apply_tag_changes
 from audiences.profiles import Profile
 from audiences.sync_result import SyncResult
-from audiences.sync_state import Rejection, payload_hash, plan_changes, record_outcome
+from audiences.sync_state import Plan, Rejection, payload_hash, plan_changes, record_outcome
 
 log = logging.getLogger(__name__)
 DESTINATION = "mailchimp"
 TEXT_MAX = 255
 
 
-def ensure_merge_fields(client: MailchimpClient, list_id: str, mapping: FieldMapping) -> dict[str, str]:
-    """Create the mapped merge fields missing on the audience; return tag -> date format for date fields."""
+def ensure_merge_fields(
+    client: MailchimpClient, list_id: str, mapping: FieldMapping, *, create: bool = True
+) -> dict[str, str]:
+    """Create the mapped merge fields missing on the audience (unless ``create`` is false, as in a dry run);
+    return tag -> date format for date fields."""
     existing = {f["tag"]: f for f in client.merge_fields(list_id)}
-    for field in mapping.merge_fields:
-        if field.tag in existing:
-            if existing[field.tag].get("type") != field.type:
+    for merge_field in mapping.merge_fields:
+        if merge_field.tag in existing:
+            if existing[merge_field.tag].get("type") != merge_field.type:
                 raise MailchimpError(
                     400,
                     "Merge field type mismatch",
-                    f"audience field {field.tag} is {existing[field.tag].get('type')}, mapping says {field.type}",
+                    f"audience field {merge_field.tag} is {existing[merge_field.tag].get('type')}, "
+                    f"mapping says {merge_field.type}",
                 )
             continue
-        body: dict[str, Any] = {"tag": field.tag, "name": field.name, "type": field.type, "public": False}
-        existing[field.tag] = client.create_merge_field(list_id, body)
-        log.info("created Mailchimp merge field %s (%s)", field.tag, field.type)
+        body: dict[str, Any] = {
+            "tag": merge_field.tag,
+            "name": merge_field.name,
+            "type": merge_field.type,
+            "public": False,
+        }
+        if create:
+            existing[merge_field.tag] = client.create_merge_field(list_id, body)
+            log.info("created Mailchimp merge field %s (%s)", merge_field.tag, merge_field.type)
+        else:
+            existing[merge_field.tag] = body
     return {
         tag: str((f.get("options") or {}).get("date_format") or "YYYY-MM-DD")
         for tag, f in existing.items()
@@ -112,26 +130,129 @@ def build_payloads(
     return payloads, rejections
 
 
-def _push_one(client: MailchimpClient, list_id: str, payload: dict[str, Any], previous: dict[str, Any] | None) -> str:
-    """Upsert one member then reconcile its tags. Returns "created" or "updated"."""
-    client.upsert_member(
-        list_id,
-        payload["email_address"],
-        {
-            "email_address": payload["email_address"],
-            "status_if_new": payload["status_if_new"],
-            "merge_fields": payload["merge_fields"],
-        },
-    )
-    wanted = set(payload["tags"])
-    before = set((previous or {}).get("tags", []))
-    if previous is None or wanted != before:
-        # Also send the member's current tags on first push: they may already carry ours from another run.
-        changes = [{"name": t, "status": "active"} for t in sorted(wanted)]
-        changes += [{"name": t, "status": "inactive"} for t in sorted(before - wanted)]
-        if changes:
-            client.update_tags(list_id, payload["email_address"], changes)
-    return "created" if previous is None else "updated"
+MEMBER_BATCH = 500  # POST /lists/{id}: at most 500 members per call
+CONTACT_EXISTS = "ERROR_CONTACT_EXISTS"
+MEMBER_KEYS = ("email_address", "status_if_new", "merge_fields")
+
+
+def departed_payload(key: str, previous: dict[str, Any]) -> dict[str, Any]:
+    """A contact we pushed that no profile has any more (customer deleted in Stripe, or email changed): it keeps
+    its member record and status at Mailchimp and loses our segment tags."""
+    return {"customer_id": previous.get("customer_id"), "email_address": previous.get("email_address"), "tags": []}
+
+
+def _member_body(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: payload[k] for k in MEMBER_KEYS}
+
+
+@dataclass
+class MemberPlan:
+    """How each record to send reaches Mailchimp.
+
+    - ``create``: contacts we never pushed go through the 500-member batch endpoint with
+      ``update_existing: false``, so a ``status`` can only ever apply to a new member; one that already exists
+      (added by someone else) comes back as ``ERROR_CONTACT_EXISTS`` and is then written with ``put``;
+    - ``put``: contacts we pushed before whose member data changed: one ``PUT`` with ``status_if_new`` each
+      (the batch endpoint would need ``status``, which overwrites an existing member's status);
+    - ``tags``: per tag, the members to tag and untag, in bulk through the tag's static segment.
+    """
+
+    create: list[str] = dataclass_field(default_factory=list)
+    put: list[str] = dataclass_field(default_factory=list)
+    tags: TagChanges = dataclass_field(default_factory=TagChanges)
+
+    def operations(self) -> dict[str, int]:
+        return {
+            "member_creates": len(self.create),
+            "member_updates": len(self.put),
+            "tag_additions": sum(map(len, self.tags.add.values())),
+            "tag_removals": sum(map(len, self.tags.remove.values())),
+        }
+
+
+def plan_members(plan: Plan) -> MemberPlan:
+    members = MemberPlan()
+    for key in sorted(plan.to_send):
+        payload, previous = plan.to_send[key], plan.previous.get(key)
+        if "status_if_new" not in payload:  # departed: tags only
+            pass
+        elif previous is None:
+            members.create.append(key)
+        elif any(previous.get(k) != payload.get(k) for k in MEMBER_KEYS):
+            members.put.append(key)
+        wanted, before = set(payload["tags"]), set((previous or {}).get("tags", []))
+        # A contact new to us also gets its current tags sent: it may carry ours from an earlier, lost run.
+        added = wanted if previous is None else wanted - before
+        if added or before - wanted:
+            members.tags.set(key, payload["email_address"], added, before - wanted)
+    return members
+
+
+def _create_in_batches(
+    client: MailchimpClient, list_id: str, plan: Plan, keys: list[str], max_connections: int
+) -> tuple[list[str], list[str], dict[str, Rejection]]:
+    """Batch-create ``keys``; returns (created, already existing, refused)."""
+    created: list[str] = []
+    existing: list[str] = []
+    refused: dict[str, Rejection] = {}
+
+    def send(chunk: list[str]) -> tuple[list[str], dict[str, Any] | None, Exception | None]:
+        members = [{**_member_body(plan.to_send[k]), "status": plan.to_send[k]["status_if_new"]} for k in chunk]
+        for member in members:
+            del member["status_if_new"]
+        try:
+            return chunk, client.batch_members(list_id, members, update_existing=False), None
+        except Exception as exc:
+            return chunk, None, exc
+
+    chunks = [keys[i : i + MEMBER_BATCH] for i in range(0, len(keys), MEMBER_BATCH)]
+    with ThreadPoolExecutor(max_workers=max(1, min(10, max_connections))) as pool:
+        for chunk, answer, error in pool.map(send, chunks):
+            if error is not None:
+                refused.update({k: _failure(k, error, plan) for k in chunk})
+                continue
+            by_email = {subscriber_hash(str(e.get("email_address") or "")): e for e in answer.get("errors") or []}
+            for key in chunk:
+                problem = by_email.get(key)
+                if problem is None:
+                    created.append(key)
+                elif problem.get("error_code") == CONTACT_EXISTS:
+                    existing.append(key)
+                else:  # the member's own data was refused (fake email, compliance state, forgotten...)
+                    reason = f"{problem.get('error_code', 'ERROR')}: {problem.get('error', '')}"[:500]
+                    refused[key] = Rejection(key, reason, True, plan.hashes[key])
+    return created, existing, refused
+
+
+def _failure(key: str, error: Exception, plan: Plan) -> Rejection:
+    """The rejection of ``key`` for a failed call; a bad key stops the whole run instead."""
+    if isinstance(error, MailchimpError):
+        if error.status in (401, 403):
+            raise error
+        return Rejection(key, error.reason, error.permanent, plan.hashes[key])
+    # timeouts and resets that outlived the retries: sent again next run
+    return Rejection(key, f"transient: {type(error).__name__}: {error}"[:500], False, plan.hashes[key])
+
+
+def _put_each(
+    client: MailchimpClient, list_id: str, plan: Plan, keys: list[str], max_connections: int
+) -> dict[str, Rejection]:
+    """PUT each of ``keys`` (``status_if_new``, never ``status``); returns the refused ones."""
+
+    def work(key: str) -> tuple[str, Exception | None]:
+        try:
+            payload = plan.to_send[key]
+            client.upsert_member(list_id, payload["email_address"], _member_body(payload))
+            return key, None
+        except Exception as exc:  # MailchimpError, or timeouts and resets that outlived the retries
+            return key, exc
+
+    refused: dict[str, Rejection] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(10, max_connections))) as pool:
+        for key, error in pool.map(work, keys):
+            if error is not None:
+                refused[key] = _failure(key, error, plan)
+    return refused
 
 
 def sync_members(
@@ -145,47 +266,55 @@ def sync_members(
     dry_run: bool = False,
     full_resync: bool = False,
     max_connections: int = 10,
+    withdraw_departed: bool = True,
 ) -> SyncResult:
+    """Write each changed contact and its tags; ``withdraw_departed``: untag contacts no profile has any more
+    (off when only some profiles are given, e.g. a run config ``limit``)."""
     started = time.monotonic()
     result = SyncResult(DESTINATION, dry_run=dry_run, considered=len(profiles))
     client.get_audience(list_id)  # fails fast on a wrong audience id or key
-    date_formats = (
-        {f.tag: "YYYY-MM-DD" for f in mapping.merge_fields if f.type == "date"}
-        if dry_run
-        else ensure_merge_fields(client, list_id, mapping)
-    )
+    date_formats = ensure_merge_fields(client, list_id, mapping, create=not dry_run)
     payloads, invalid = build_payloads(profiles, mapping, date_formats)
-    plan = plan_changes(con, DESTINATION, payloads, full_resync=full_resync)
+    departed = departed_payload if withdraw_departed else None
+    plan = plan_changes(con, DESTINATION, payloads, full_resync=full_resync, departed=departed)
     new_invalid = [r for r in invalid if plan.is_new_rejection(r)]
     result.still_rejected = plan.still_rejected + len(invalid) - len(new_invalid)
     result.unchanged = plan.unchanged
+    result.departed = plan.departed
+    members = plan_members(plan)
+    result.planned = members.operations()
     if dry_run:
-        result.planned_sample = list(plan.to_send.values())[:10]
-        return result.finish(started=started, api_calls=client.api_calls, sent=0, rejections=new_invalid)
+        result.planned_sample = [plan.to_send[k] for k in sorted(plan.to_send)[:10]]
+        return result.finish(
+            started=started, api_calls=client.api_calls, retried=client.retried, sent=0, rejections=new_invalid
+        )
 
-    accepted: list[str] = []
-    rejections: list[Rejection] = list(new_invalid)
+    refused: dict[str, Rejection] = {}
+    created, existing, refused_new = _create_in_batches(client, list_id, plan, members.create, max_connections)
+    refused.update(refused_new)
+    refused.update(_put_each(client, list_id, plan, existing + members.put, max_connections))
+    # Tags only for members that exist now.
+    tags = TagChanges()
+    for tag, emails in members.tags.add.items():
+        for email in emails:
+            if members.tags.keys[email.lower()] not in refused:
+                tags.set(members.tags.keys[email.lower()], email, {tag}, set())
+    for tag, emails in members.tags.remove.items():
+        for email in emails:
+            if members.tags.keys[email.lower()] not in refused:
+                tags.set(members.tags.keys[email.lower()], email, set(), {tag})
+    for key, reason in apply_tag_changes(client, list_id, tags, max_connections).items():
+        refused.setdefault(key, Rejection(key, reason, False, plan.hashes[key]))
 
-    def work(key: str) -> tuple[str, str | None, MailchimpError | Exception | None]:
-        try:
-            return key, _push_one(client, list_id, plan.to_send[key], plan.previous.get(key)), None
-        except MailchimpError as exc:
-            return key, None, exc
-        except Exception as exc:  # timeouts and resets that outlived the retries
-            return key, None, exc
-
-    with ThreadPoolExecutor(max_workers=max(1, min(10, max_connections))) as pool:
-        for key, outcome, error in pool.map(work, sorted(plan.to_send)):
-            if outcome is not None:
-                accepted.append(key)
-                result.created += outcome == "created"
-                result.updated += outcome == "updated"
-            elif isinstance(error, MailchimpError):
-                if error.status in (401, 403):
-                    raise error
-                rejections.append(Rejection(key, error.reason, error.permanent, plan.hashes[key]))
-            else:
-                reason = f"transient: {type(error).__name__}: {error}"[:500]
-                rejections.append(Rejection(key, reason, False, plan.hashes[key]))
+    accepted = [key for key in sorted(plan.to_send) if key not in refused]
+    created_now = set(created)
+    for key in accepted:
+        if key in created_now:
+            result.created += 1
+        elif "status_if_new" in plan.to_send[key]:  # departed contacts are counted apart
+            result.updated += 1
+    rejections = new_invalid + [refused[k] for k in sorted(refused)]
     record_outcome(con, DESTINATION, plan, accepted, rejections, run_id)
-    return result.finish(started=started, api_calls=client.api_calls, sent=len(accepted), rejections=rejections)
+    return result.finish(
+        started=started, api_calls=client.api_calls, retried=client.retried, sent=len(accepted), rejections=rejections
+    )

@@ -63,6 +63,8 @@ class BackfillStats:
     windows: int = 0  # windows fetched (the initial ones plus those split off)
     splits: int = 0
     ranges: int = 0  # completed ranges recorded for resuming
+    writer_seconds: float = 0.0  # the writer landing pages (in DuckDB)
+    blocked_seconds: float = 0.0  # workers waiting for room in the writer's queue (summed over workers)
 
 
 class Backfill:
@@ -133,11 +135,11 @@ class Backfill:
             page, _ = self.reader.list(stream.path, params)
             objects = page["data"]
             if not page.get("has_more") or not objects:
-                self._out.put(_Page(window, stream.to_arrow(objects, self.extracted_at), (gte, upper)))
+                self._put(_Page(window, stream.to_arrow(objects, self.extracted_at), (gte, upper)))
                 return
             oldest, newest = int(objects[-1]["created"]), int(objects[0]["created"])
             # Everything created after `oldest` inside the window has been listed (newest first).
-            self._out.put(_Page(window, stream.to_arrow(objects, self.extracted_at), (oldest + 1, upper)))
+            self._put(_Page(window, stream.to_arrow(objects, self.extracted_at), (oldest + 1, upper)))
             upper, after = oldest + 1, objects[-1]["id"]
             # The page's density (objects per second of `created`) estimates how many pages are left.
             estimated_pages = (upper - gte) / max(1, newest - oldest + 1)
@@ -148,6 +150,15 @@ class Backfill:
                 self._add(Window(stream, window.backfill_cursor, gte, middle))
                 gte = middle  # this worker goes on with the newer half, from where it is
         # Stopped because another worker failed: the rest of this window is not complete, nor recorded.
+
+    def _put(self, page: _Page) -> None:
+        try:
+            self._out.put_nowait(page)
+        except queue.Full:
+            started = time.monotonic()
+            self._out.put(page)
+            with self._lock:
+                self.stats.blocked_seconds += time.monotonic() - started
 
     # -- the writer ----------------------------------------------------------------------------------
     def run(self, windows: list[Window], on_progress: Callable[[str, int], None] | None = None) -> BackfillStats:
@@ -203,6 +214,7 @@ class Backfill:
         """Land the pages' rows and record the ranges they complete, in one transaction."""
         if not pages:
             return
+        started = time.monotonic()
         self.con.execute("begin transaction")
         try:
             for stream in streams.values():
@@ -225,6 +237,7 @@ class Backfill:
         except BaseException:
             self.con.execute("rollback")
             raise
+        self.stats.writer_seconds += time.monotonic() - started
         self.stats.ranges += sum(1 for p in pages if p.done)
         if on_progress:
             for name in streams:

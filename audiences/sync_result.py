@@ -15,18 +15,25 @@ class SyncResult:
     dry_run: bool = False
     considered: int = 0
     unchanged: int = 0
+    departed: int = 0  # records no profile has any more, whose segments are withdrawn
     still_rejected: int = 0
+    too_old: int = 0  # events older than the destination acts on, not sent
     created: int = 0
     updated: int = 0
     sent: int = 0
     api_calls: int = 0
+    retried: int = 0  # requests repeated after a 429, a 5xx, a time-out or a reset
     seconds: float = 0.0
     rejections: list[Rejection] = field(default_factory=list)
     planned_sample: list[dict[str, Any]] = field(default_factory=list)
+    planned: dict[str, int] = field(default_factory=dict)  # operations by kind, e.g. member_creates
     skipped_reason: str | None = None
 
-    def finish(self, *, started: float, api_calls: int, sent: int, rejections: list[Rejection]) -> SyncResult:
+    def finish(
+        self, *, started: float, api_calls: int, sent: int, rejections: list[Rejection], retried: int = 0
+    ) -> SyncResult:
         self.sent = sent
+        self.retried = retried
         self.rejections = rejections
         self.api_calls = api_calls
         self.seconds = time.monotonic() - started
@@ -40,10 +47,13 @@ class SyncResult:
         return {
             "considered": self.considered,
             "unchanged": self.unchanged,
+            "departed": self.departed,
             "still_rejected": self.still_rejected,
+            "too_old": self.too_old,
             "sent": self.sent,
             "created": self.created,
             "updated": self.updated,
             "rejected": self.rejected,
             "api_calls": self.api_calls,
+            "retried": self.retried,
         }

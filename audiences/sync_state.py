@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,9 @@ SCHEMA_SQL = (
         api_calls integer
     )
     """,
+    # Added later: what a run planned (operations by kind) and, for a dry run, sample payloads.
+    "alter table sync.runs add column if not exists planned json",
+    "alter table sync.runs add column if not exists sample json",
 )
 
 
@@ -87,6 +90,7 @@ class Plan:
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> last accepted payload
     hashes: dict[str, str] = field(default_factory=dict)
     unchanged: int = 0
+    departed: int = 0  # records pushed before that no profile has any more, sent as ``departed(...)`` says
     still_rejected: int = 0  # same payload as a permanent rejection: not retried until it changes
     rejected_before: set[tuple[str, str]] = field(default_factory=set)  # (key, hash) of permanent rejections
 
@@ -101,7 +105,14 @@ def plan_changes(
     payloads: Mapping[str, dict[str, Any]],
     *,
     full_resync: bool = False,
+    departed: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Plan:
+    """Split ``payloads`` into what to send and what is unchanged or still refused.
+
+    ``departed(key, last payload)``: for records pushed before whose key ``payloads`` no longer has, the
+    payload that withdraws what we set (e.g. segment tags); nothing is deleted at the destination. Without it,
+    such records are left alone.
+    """
     ensure_schema(con)
     pushed = {
         key: (digest, json.loads(payload) if payload else {})
@@ -118,6 +129,10 @@ def plan_changes(
         ).fetchall()
     }
     plan = Plan(rejected_before=rejected)
+    if departed is not None:
+        gone = {key: departed(key, last[1]) for key, last in pushed.items() if key not in payloads}
+        plan.departed = sum(1 for key, payload in gone.items() if payload_hash(payload) != pushed[key][0])
+        payloads = {**payloads, **gone}
     for key, payload in payloads.items():
         digest = payload_hash(payload)
         plan.hashes[key] = digest
@@ -179,10 +194,12 @@ def record_run(
     started_at: float,
     dry_run: bool,
     counts: Mapping[str, int],
+    planned: Mapping[str, int] | None = None,
+    sample: list[dict[str, Any]] | None = None,
 ) -> None:
     ensure_schema(con)
     con.execute(
-        "insert into sync.runs values (?, ?, to_timestamp(?), to_timestamp(?), ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into sync.runs values (?, ?, to_timestamp(?), to_timestamp(?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             run_id,
             destination,
@@ -196,6 +213,8 @@ def record_run(
             counts.get("updated", 0),
             counts.get("rejected", 0),
             counts.get("api_calls", 0),
+            json.dumps(dict(planned)) if planned else None,
+            json.dumps(sample, default=str) if sample else None,
         ],
     )
 

@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
             "retries": report.retries,
             "events_read": report.events_read,
             "seconds": round(seconds, 3),
+            "timings": {k: round(v, 1) for k, v in report.timings.items()},
             "limiter": {
                 "global_per_second": limiter.global_per_second,
                 "per_endpoint_per_second": limiter.per_endpoint_per_second,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.customerio_events import customerio_person_events
 from assets.customerio_push import customerio_people
 from assets.mailchimp_push import mailchimp_audience_members
 from assets.stripe_extract import stripe_extract
@@ -21,7 +22,7 @@ from orchestration.settings import (
 )
 
 defs = dg.Definitions(
-    assets=[stripe_extract, warehouse_models, mailchimp_audience_members, customerio_people],
+    assets=[stripe_extract, warehouse_models, mailchimp_audience_members, customerio_people, customerio_person_events],
     jobs=[nightly_sync, extract_stripe, push_audiences],
     schedules=[nightly_schedule],
     resources={

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,10 +77,13 @@ def run_job(
     """``dagster job execute -m orchestration.definitions -j JOB`` from the repo root, as an operator would."""
     dagster = Path(sys.executable).parent / "dagster"
     command = [str(dagster), "job", "execute", "-m", "orchestration.definitions", "-j", job]
-    if run_config:
-        command += ["--config-json", run_config]
     full_env = {**os.environ, **env}
     for name in drop:
         full_env.pop(name, None)
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    return subprocess.run(command, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True, check=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        if run_config:  # JSON is YAML: `dagster job execute -c` reads it as the run config file
+            config_file = Path(tmp) / "run_config.yaml"
+            config_file.write_text(run_config)
+            command += ["-c", str(config_file)]
+        return subprocess.run(command, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True, check=False)

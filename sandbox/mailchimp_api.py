@@ -6,6 +6,9 @@ is validated against the official OpenAPI document (``mailchimp/marketing-openap
 :attr:`MailchimpStandIn.contract_violations`. On top of the document, the rules of
 ``shared/contracts/NOTES.md`` apply: subscriber hashes, compliance states, forgotten and fake-looking
 emails, merge field types and limits, 500 members per batch, 10 simultaneous connections per key.
+Tags are also served as static segments (``/lists/{id}/segments``), as the real API does: listed, created
+empty, and members added and removed by email in bulk (500 of each per call; emails that are not members
+come back in ``errors``).
 
 Deliberate choices where the real API is not documented (strict side chosen):
 
@@ -304,6 +307,10 @@ class MailchimpStandIn(StandInServer):
         self._api("PUT", f"{p}/lists/{{list_id}}/members/{{subscriber_hash}}", self._put_member)
         self._api("GET", f"{p}/lists/{{list_id}}/members/{{subscriber_hash}}/tags", self._list_tags)
         self._api("POST", f"{p}/lists/{{list_id}}/members/{{subscriber_hash}}/tags", self._post_tags)
+        self._api("GET", f"{p}/lists/{{list_id}}/segments", self._list_segments)
+        self._api("POST", f"{p}/lists/{{list_id}}/segments", self._create_segment)
+        self._api("GET", f"{p}/lists/{{list_id}}/segments/{{segment_id}}", self._get_segment)
+        self._api("POST", f"{p}/lists/{{list_id}}/segments/{{segment_id}}", self._segment_members)
 
     # -- plumbing ------------------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response | None:
@@ -977,6 +984,128 @@ class MailchimpStandIn(StandInServer):
         member.last_changed = _now()
         return Response(204)
 
+    # -- tags as static segments ---------------------------------------------------------------------
+    def _segment_json(self, audience: _Audience, key: str) -> dict[str, Any]:
+        tag_id, name, created = audience.tags[key]
+        count = sum(1 for m in audience.members.values() if any(t.lower() == key for t in m.tags))
+        return {
+            "id": tag_id,
+            "name": name,
+            "member_count": count,
+            "type": "static",
+            "created_at": created,
+            "updated_at": created,
+            "options": {},
+            "list_id": audience.id,
+            "_links": [],
+        }
+
+    def _segment_key(self, audience: _Audience, segment_id: str) -> str:
+        key = next((k for k, (i, _, _) in audience.tags.items() if str(i) == segment_id), None)
+        if key is None:
+            raise _not_found()
+        return key
+
+    def _list_segments(self, request: Request, body: Any) -> Response:
+        audience = self._audience(request.params["list_id"])
+        count, offset = self._paging(request)
+        kind = (request.query_dict().get("type") or [""])[-1]
+        if kind not in ("", "saved", "static", "fuzzy"):
+            raise _invalid(
+                "The resource submitted could not be validated.",
+                [{"field": "type", "message": "type must be one of saved, static, fuzzy"}],
+            )
+        keys = [] if kind in ("saved", "fuzzy") else sorted(audience.tags, key=lambda k: audience.tags[k][0])
+        page = [self._segment_json(audience, k) for k in keys[offset : offset + count]]
+        return Response(200, {"segments": page, "list_id": audience.id, "total_items": len(keys), "_links": []})
+
+    def _get_segment(self, request: Request, body: Any) -> Response:
+        audience = self._audience(request.params["list_id"])
+        return Response(200, self._segment_json(audience, self._segment_key(audience, request.params["segment_id"])))
+
+    def _create_segment(self, request: Request, body: Any) -> Response:
+        """A static segment (a tag): ``static_segment`` lists its first members; saved segments are not served."""
+        audience = self._audience(request.params["list_id"])
+        name = body["name"]
+        if "options" in body and "static_segment" in body:
+            raise _invalid(
+                "static_segment cannot be provided with options.",
+                [{"field": "static_segment", "message": "cannot be provided with options"}],
+            )
+        if "static_segment" not in body:
+            raise _invalid(
+                "This stand-in serves static segments (tags) only: provide static_segment.",
+                [{"field": "static_segment", "message": "required by the stand-in"}],
+            )
+        self._check_tag_name(name, "name")
+        if name.strip().lower() in audience.tags:
+            raise _invalid(
+                f"A segment named {name!r} already exists on this list.",
+                [{"field": "name", "message": "a segment with this name already exists"}],
+            )
+        self._check_segment_emails(body["static_segment"], "static_segment")
+        key = name.strip().lower()
+        audience.tag(name.strip())
+        for email in body["static_segment"]:
+            member = audience.members.get(subscriber_hash(email))
+            if member is not None and not any(t.lower() == key for t in member.tags):
+                member.tags.append(audience.tags[key][1])
+        return Response(200, self._segment_json(audience, key))
+
+    @staticmethod
+    def _check_segment_emails(emails: list[str], field_name: str) -> None:
+        if len(emails) > MAX_BATCH_MEMBERS:
+            raise _invalid(
+                f"A maximum of {MAX_BATCH_MEMBERS} members can be sent in {field_name}; this request has "
+                f"{len(emails)}.",
+                [{"field": field_name, "message": f"at most {MAX_BATCH_MEMBERS} members"}],
+            )
+
+    def _segment_members(self, request: Request, body: Any) -> Response:
+        """Batch add or remove members of a static segment (tag) by email; non-members come back as errors."""
+        audience = self._audience(request.params["list_id"])
+        key = self._segment_key(audience, request.params["segment_id"])
+        name = audience.tags[key][1]
+        to_add = body.get("members_to_add") or []
+        to_remove = body.get("members_to_remove") or []
+        self._check_segment_emails(to_add, "members_to_add")
+        self._check_segment_emails(to_remove, "members_to_remove")
+        added: list[dict[str, Any]] = []
+        removed: list[dict[str, Any]] = []
+        not_members: list[str] = []
+        for email, adding in [(e, True) for e in to_add] + [(e, False) for e in to_remove]:
+            member = audience.members.get(subscriber_hash(email)) if isinstance(email, str) and email else None
+            if member is None:
+                not_members.append(email)
+                continue
+            present = any(t.lower() == key for t in member.tags)
+            if adding and not present:
+                member.tags.append(name)
+                added.append(self._member_json(audience, member))
+            elif not adding and present:
+                member.tags = [t for t in member.tags if t.lower() != key]
+                removed.append(self._member_json(audience, member))
+            else:
+                continue
+            member.last_changed = _now()
+        errors = (
+            [{"email_addresses": not_members, "error": "Email addresses do not belong to this list."}]
+            if not_members
+            else []
+        )
+        return Response(
+            200,
+            {
+                "members_added": added,
+                "members_removed": removed,
+                "errors": errors,
+                "total_added": len(added),
+                "total_removed": len(removed),
+                "error_count": len(not_members),
+                "_links": [],
+            },
+        )
+
     def _batch(self, request: Request, body: Any) -> Response:
         audience = self._audience(request.params["list_id"])
         members = body["members"]
@@ -1156,6 +1285,12 @@ class MailchimpStandIn(StandInServer):
             audience = self._audiences.get(list_id)
             member = audience.members.get(subscriber_hash(email)) if audience else None
             return set(member.tags) if member else set()
+
+    def segments(self, list_id: str) -> list[dict[str, Any]]:
+        """Every tag of the audience, as the static segment the API serves it as."""
+        with self._state:
+            audience = self._audience(list_id)
+            return [self._segment_json(audience, key) for key in audience.tags]
 
     def merge_fields(self, list_id: str) -> list[dict[str, Any]]:
         with self._state:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def test_bad_emails_are_rejected_with_reasons_and_the_rest_goes_through(pipeline
     assert rejected[s.dave] == "missing email"
     assert rejected[s.erin] == "invalid email address"
     frank_key = hashlib.md5(b"test@example.com").hexdigest()
-    assert "Invalid Resource" in rejected[frank_key]
+    assert "looks fake or invalid" in rejected[frank_key]  # from the batch endpoint's per-member errors
     assert pipeline.stand_ins.mailchimp.member(pipeline.stand_ins.audience_id, "test@example.com") is None
     assert pipeline.stand_ins.mailchimp.member(pipeline.stand_ins.audience_id, "bob.stone@outlook.com")
 
@@ -218,29 +219,117 @@ def test_a_new_purchase_updates_exactly_the_members_whose_data_changed_and_flips
     after = {d: pipeline.pushed_view(d) for d in ("mailchimp", "customerio")}
     changed = {d: {cid for cid in after[d] if after[d][cid] != before[d].get(cid)} for d in after}
     mc = pipeline.stand_ins.mailchimp
+    audience = pipeline.stand_ins.audience_id
     puts = mc.requests_to("PUT", r"/members/")
     bob_put = [r for r in puts if r.json()["email_address"] == "bob.stone@outlook.com"]
     assert len(bob_put) == 1
-    tag_calls = [
-        r for r in mc.requests_to("POST", r"/tags$") if hashlib.md5(b"bob.stone@outlook.com").hexdigest() in r.path
-    ]
-    assert len(tag_calls) == 1
-    flips = {(t["name"], t["status"]) for t in tag_calls[0].json()["tags"]}
-    assert {("frequency:one_time", "inactive"), ("frequency:repeat", "active")} <= flips
-    assert "frequency:repeat" in mc.member_tags(pipeline.stand_ins.audience_id, "bob.stone@outlook.com")
-    assert "frequency:one_time" not in mc.member_tags(pipeline.stand_ins.audience_id, "bob.stone@outlook.com")
-    # Relative scores (RFM) can move other customers too; only the ones whose pushed data changed are sent.
+    assert "status" not in bob_put[0].json()
+    # Tags move in bulk through their static segments: bob leaves one_time and joins repeat.
+    segment_ids = {s["name"]: s["id"] for s in mc.segments(audience)}
+    segment_calls = {r.path.rsplit("/", 1)[1]: r.json() for r in mc.requests_to("POST", r"/segments/[0-9]+$")}
+    assert "bob.stone@outlook.com" in segment_calls[str(segment_ids["frequency:one_time"])]["members_to_remove"]
+    assert "bob.stone@outlook.com" in segment_calls[str(segment_ids["frequency:repeat"])]["members_to_add"]
+    assert not mc.requests_to("POST", r"/tags$")
+    assert "frequency:repeat" in mc.member_tags(audience, "bob.stone@outlook.com")
+    assert "frequency:one_time" not in mc.member_tags(audience, "bob.stone@outlook.com")
+    # Relative scores (RFM) can move other customers too; only the ones whose pushed data changed are sent:
+    # a member PUT where merge fields changed, segment calls where only tags did.
     assert s.bob in changed["mailchimp"] and s.bob in changed["customerio"]
     emails = dict(pipeline.query("select customer_id, email from marts.customer_profiles"))
     accepted = {
         key for (key,) in pipeline.query("select record_key from sync.pushed_records where destination = 'mailchimp'")
     }
-    expected_puts = {
-        emails[cid]
-        for cid in changed["mailchimp"]
+    in_audience = {
+        cid
+        for cid in after["mailchimp"]
         if emails.get(cid) and hashlib.md5(emails[cid].encode()).hexdigest() in accepted
     }
-    assert {r.json()["email_address"] for r in puts} == expected_puts
-    ops = [op for r in pipeline.stand_ins.customerio.requests_to("POST", "batch") for op in r.json()["batch"]]
+    fields_changed = {
+        cid for cid in changed["mailchimp"] if after["mailchimp"][cid][:-1] != before["mailchimp"][cid][:-1]
+    }
+    assert {r.json()["email_address"] for r in puts} == {emails[cid] for cid in fields_changed & in_audience}
+    tagged = {e for body in segment_calls.values() for e in body["members_to_add"] + body["members_to_remove"]}
+    tags_changed = {cid for cid in changed["mailchimp"] if after["mailchimp"][cid][-1] != before["mailchimp"][cid][-1]}
+    assert tagged == {emails[cid] for cid in tags_changed & in_audience}
+    ops = [
+        op
+        for r in pipeline.stand_ins.customerio.requests_to("POST", "batch")
+        for op in r.json()["batch"]
+        if op["action"] == "identify"
+    ]
     assert {op["identifiers"]["id"] for op in ops} == changed["customerio"]
     assert len(ops) == len(changed["customerio"])
+
+
+def test_stripe_events_reach_customerio_once_as_named_person_events(pipeline: Pipeline) -> None:
+    s = pipeline.scenario
+    s.account.add_charge(s.bob, 1900, "usd", status="failed", failure_code="card_declined")
+    pipeline.run()
+    cio = pipeline.stand_ins.customerio
+    failed = [e for e in cio.events(s.bob) if e["name"] == "stripe_payment_failed"]
+    assert len(failed) == 1
+    stripe_event_id = failed[0]["attributes"]["stripe_event_id"]
+    occurred = pipeline.query("select created from stripe.events where id = ?", [stripe_event_id])[0][0]
+    assert failed[0]["timestamp"] == int(occurred.timestamp())  # type: ignore[attr-defined]
+    assert failed[0]["attributes"]["failure_code"] == "card_declined"
+    assert failed[0]["attributes"]["amount"] == 19.0 and failed[0]["attributes"]["currency"] == "usd"
+    assert len(failed[0]["id"]) == 26  # a ULID derived from the Stripe event id
+
+    cio.clear_requests()
+    pipeline.run()  # a rerun sends no event again
+    event_ops = [op for r in cio.requests_to("POST", "batch") for op in r.json()["batch"] if op["action"] == "event"]
+    assert event_ops == []
+    assert len([e for e in cio.events(s.bob) if e["name"] == "stripe_payment_failed"]) == 1
+    assert not cio.contract_violations
+
+
+def test_dry_run_sends_nothing_and_records_the_plan(pipeline: Pipeline) -> None:
+    s = pipeline.scenario
+    s.account.add_charge(s.alice, 990000, "usd")  # alice becomes a high spender
+    pipeline.stand_ins.mailchimp.clear_requests()
+    pipeline.stand_ins.customerio.clear_requests()
+    dry = {"dry_run": True}
+    config = {
+        "ops": {
+            "mailchimp__audience_members": {"config": dry},
+            "customerio__people": {"config": dry},
+            "customerio__person_events": {"config": dry},
+        }
+    }
+    pipeline.run(run_config=json.dumps(config))
+
+    assert writes(pipeline.stand_ins) == {"mailchimp": 0, "customerio": 0}
+    planned = pipeline.query(
+        "select destination, sent, planned, sample, unchanged from sync.runs where dry_run"
+        " order by finished_at desc limit 3"
+    )
+    by_destination = {row[0]: row for row in planned}
+    assert by_destination["mailchimp"][1] == 0
+    assert json.loads(by_destination["mailchimp"][2])["member_updates"] >= 1  # type: ignore[arg-type]
+    assert 1 <= len(json.loads(by_destination["mailchimp"][3])) <= 10  # type: ignore[arg-type]
+    # The real run afterwards sends what the dry run planned.
+    pipeline.run()
+    real = pipeline.query(
+        "select unchanged from sync.runs where not dry_run and destination = 'mailchimp'"
+        " order by finished_at desc limit 1"
+    )
+    assert real[0][0] == by_destination["mailchimp"][4]
+    tags = pipeline.stand_ins.mailchimp.member_tags(pipeline.stand_ins.audience_id, "alice.martin@gmail.com")
+    assert "spend:high" in tags
+
+
+def test_a_customer_deleted_in_stripe_loses_its_tags_and_is_flagged_in_customerio(pipeline: Pipeline) -> None:
+    s = pipeline.scenario
+    mc = pipeline.stand_ins.mailchimp
+    audience = pipeline.stand_ins.audience_id
+    assert mc.member_tags(audience, "bob.stone@outlook.com")
+    s.account.delete_customer(s.bob)
+
+    pipeline.run()
+
+    member = mc.member(audience, "bob.stone@outlook.com")
+    assert member is not None and member["status"] == "transactional"  # nothing deleted at the destination
+    assert mc.member_tags(audience, "bob.stone@outlook.com") == set()
+    bob = pipeline.stand_ins.customerio.person(s.bob)
+    assert bob is not None and bob["stripe_deleted"] is True and bob.get("segments") in ([], None)
+    assert bob["email"] == "bob.stone@outlook.com"

@@ -342,6 +342,38 @@ def test_tags_on_unknown_member_and_bad_status(api: Api, server: MailchimpStandI
     assert server.member_tags(LIST, "t@acme.io") == set()
 
 
+def test_tags_are_static_segments_listed_created_and_set_in_bulk(api: Api, server: MailchimpStandIn) -> None:
+    server.add_member(LIST, "a@acme.io", tags={"vip"})
+    server.add_member(LIST, "b@acme.io", status="unsubscribed")
+    listed = api("GET", f"/lists/{LIST}/segments", params={"type": "static"}).json()
+    assert [(s["name"], s["member_count"], s["type"]) for s in listed["segments"]] == [("vip", 1, "static")]
+    assert_doc_shaped("GET", "/lists/{listId}/segments", 200, listed)
+    created = api("POST", f"/lists/{LIST}/segments", json={"name": "spend:high", "static_segment": []})
+    assert created.status_code == 200 and created.json()["member_count"] == 0
+    assert_problem(
+        api("POST", f"/lists/{LIST}/segments", json={"name": "VIP", "static_segment": []}), 400, "Invalid Resource"
+    )
+    segment = created.json()["id"]
+    body = {"members_to_add": ["a@acme.io", "B@acme.io", "nobody@acme.io"], "members_to_remove": []}
+    answer = api("POST", f"/lists/{LIST}/segments/{segment}", json=body).json()
+    assert (answer["total_added"], answer["error_count"]) == (2, 1)  # any status can be tagged
+    assert answer["errors"][0]["email_addresses"] == ["nobody@acme.io"]
+    assert_doc_shaped("POST", "/lists/{listId}/segments/{segmentId}", 200, answer)
+    assert server.member_tags(LIST, "b@acme.io") == {"spend:high"}
+    assert server.member(LIST, "b@acme.io")["status"] == "unsubscribed"
+    again = api(
+        "POST",
+        f"/lists/{LIST}/segments/{segment}",
+        json={"members_to_add": ["a@acme.io"], "members_to_remove": ["b@acme.io"]},
+    ).json()
+    assert (again["total_added"], again["total_removed"]) == (0, 1)  # already tagged: nothing to add
+    assert server.member_tags(LIST, "a@acme.io") == {"vip", "spend:high"}
+    assert server.member_tags(LIST, "b@acme.io") == set()
+    too_many = {"members_to_add": [f"p{i}@acme.io" for i in range(501)]}
+    assert_problem(api("POST", f"/lists/{LIST}/segments/{segment}", json=too_many), 400, "Invalid Resource")
+    assert_problem(api("POST", f"/lists/{LIST}/segments/999", json={"members_to_add": []}), 404, "Resource Not Found")
+
+
 # -- batch -------------------------------------------------------------------------------------------------
 def test_batch_over_500_members_is_refused(api: Api, server: MailchimpStandIn) -> None:
     members = [{"email_address": f"b{i}@acme.io", "status": "transactional"} for i in range(501)]

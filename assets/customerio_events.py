@@ -1,0 +1,68 @@
+"""Forward Stripe events (the marketing_events model) to Customer.io as person events."""
+
+import time
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+from pydantic import Field
+
+from assets.push_common import result_metadata, skipped
+from assets.warehouse_models import warehouse_models
+from audiences.customerio_events import CAMPAIGN_WINDOW_HOURS, forward_events
+from audiences.sync_state import record_run
+from orchestration.resources import CustomerIOResource, WarehouseResource
+
+
+class EventsConfig(dg.Config):
+    dry_run: bool = Field(default=False, description="Compute and record what would be sent; send nothing.")
+    max_age_hours: float | None = Field(
+        default=CAMPAIGN_WINDOW_HOURS,
+        description=(
+            "Send only events of the last N hours (Customer.io triggers campaigns on the last 72 hours only); "
+            "null sends every event not sent before, e.g. to fill people's activity history once."
+        ),
+    )
+
+
+@dg.asset(
+    key=["customerio", "person_events"],
+    deps=[get_asset_key_for_model([warehouse_models], "marketing_events"), dg.AssetKey(["customerio", "people"])],
+    group_name="customerio",
+    kinds={"customerio"},
+    description=(
+        "Stripe events worth a journey (customer created, subscription created or canceled, payment or invoice "
+        "payment failed, dispute created, checkout completed) as events of the person, each sent once."
+    ),
+)
+def customerio_person_events(
+    context: dg.AssetExecutionContext,
+    config: EventsConfig,
+    customerio: CustomerIOResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    if not customerio.configured:
+        return skipped(context, "Customer.io", "CUSTOMERIO_SITE_ID or CUSTOMERIO_API_KEY")
+    started = time.time()
+    client = customerio.client()
+    try:
+        with warehouse.connect() as con:
+            result = forward_events(
+                con, client, run_id=context.run_id, dry_run=config.dry_run, max_age_hours=config.max_age_hours
+            )
+            record_run(
+                con,
+                run_id=context.run_id,
+                destination=result.destination,
+                started_at=started,
+                dry_run=config.dry_run,
+                counts=result.counts(),
+                planned=result.planned,
+                sample=result.planned_sample if config.dry_run else None,
+            )
+    finally:
+        client.close()
+    context.log.info(
+        f"Customer.io events{' (dry run)' if config.dry_run else ''}: {result.considered} in the window, "
+        f"{result.unchanged} sent before, {result.sent} sent, {result.too_old} too old, {result.rejected} rejected"
+    )
+    return dg.MaterializeResult(metadata=result_metadata(result))

@@ -1,0 +1,88 @@
+"""Segment tags on Mailchimp members, set in bulk through the static segments that tags are in the API.
+
+``POST /lists/{id}/segments/{segment_id}`` adds and removes up to 500 members (by email) per call, where the
+per-member tags endpoint takes one call per member. A tag that does not exist yet is created as an empty
+static segment first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from audiences.mailchimp_client import MailchimpClient, MailchimpError
+
+log = logging.getLogger(__name__)
+SEGMENT_BATCH = 500  # members_to_add and members_to_remove: at most 500 each per call
+
+
+@dataclass
+class TagChanges:
+    """Per tag, the emails to tag and to untag; ``keys`` maps each email back to its record key."""
+
+    add: dict[str, list[str]] = field(default_factory=dict)
+    remove: dict[str, list[str]] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def set(self, key: str, email: str, added: set[str], removed: set[str]) -> None:
+        self.keys[email.lower()] = key
+        for tag in added:
+            self.add.setdefault(tag, []).append(email)
+        for tag in removed:
+            self.remove.setdefault(tag, []).append(email)
+
+    @property
+    def operations(self) -> int:
+        return sum(map(len, self.add.values())) + sum(map(len, self.remove.values()))
+
+    def calls(self) -> Iterator[tuple[str, list[str], list[str]]]:
+        """(tag, emails to add, emails to remove), at most 500 of each per call."""
+        for tag in sorted(set(self.add) | set(self.remove)):
+            adds, removes = sorted(self.add.get(tag, [])), sorted(self.remove.get(tag, []))
+            for start in range(0, max(len(adds), len(removes)), SEGMENT_BATCH):
+                yield tag, adds[start : start + SEGMENT_BATCH], removes[start : start + SEGMENT_BATCH]
+
+
+def apply_tag_changes(
+    client: MailchimpClient, list_id: str, changes: TagChanges, max_connections: int
+) -> dict[str, str]:
+    """Apply ``changes``; returns record key -> why its tags could not be set (nothing for success)."""
+    failed: dict[str, str] = {}
+    calls = list(changes.calls())
+    if not calls:
+        return failed
+    segments = {s["name"].lower(): int(s["id"]) for s in client.static_segments(list_id)}
+    for tag in sorted({tag for tag, adds, _ in calls if adds}):
+        if tag.lower() not in segments:
+            segments[tag.lower()] = int(client.create_static_segment(list_id, tag)["id"])
+            log.info("created Mailchimp tag %s", tag)
+
+    def send(call: tuple[str, list[str], list[str]]) -> dict[str, str]:
+        tag, adds, removes = call
+        segment = segments.get(tag.lower())
+        if segment is None:  # removing a tag that no longer exists: nobody carries it
+            return {}
+        try:
+            answer = client.update_segment_members(list_id, segment, add=adds, remove=removes)
+        except MailchimpError as exc:
+            if exc.status in (401, 403):
+                raise
+            return {changes.keys[e.lower()]: f"tag {tag}: {exc.reason}" for e in adds + removes}
+        except Exception as exc:  # timeouts and resets that outlived the retries
+            reason = f"tag {tag}: transient: {type(exc).__name__}: {exc}"[:500]
+            return {changes.keys[e.lower()]: reason for e in adds + removes}
+        out: dict[str, str] = {}
+        for error in answer.get("errors") or []:
+            for email in error.get("email_addresses") or []:
+                key = changes.keys.get(str(email).lower())
+                if key is not None:
+                    out[key] = f"tag {tag}: {error.get('error', 'refused')}"
+        return out
+
+    with ThreadPoolExecutor(max_workers=max(1, min(10, max_connections))) as pool:
+        for outcome in pool.map(send, calls):
+            for key, reason in outcome.items():
+                failed.setdefault(key, reason)
+    return failed
