@@ -12,7 +12,7 @@ DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -not -path '*/target/*' -not -path '*/logs/*' 2>/dev/null)
 
-.PHONY: help setup manifest demo test lint format run dev docs bench clean
+.PHONY: help setup manifest demo test lint format run dev docs bench bench-push clean
 
 help:
 	@echo "make demo   run the whole nightly job end to end on local stand-ins and print a summary"
@@ -74,6 +74,11 @@ bench: setup
 # The same on a small account, one run each (~5 min): checks the harness, writes bench/results/quick.md.
 bench-quick: setup
 	$(RUN) --group bench python -m bench.run --quick
+
+# The reverse-ETL benchmark alone (100,000 profiles to the Mailchimp and Customer.io stand-ins), writes
+# bench/results/push.md.
+bench-push: setup
+	$(RUN) --group bench python -m bench.push_bench
 
 clean:
 	rm -rf data .dagster_home dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

@@ -6,10 +6,9 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
-from assets.push_common import result_metadata, skipped
+from assets.push_common import report_push, skipped
 from assets.warehouse_models import warehouse_models
 from audiences.customerio_events import CAMPAIGN_WINDOW_HOURS, forward_events
-from audiences.sync_state import record_run
 from orchestration.resources import CustomerIOResource, WarehouseResource
 
 
@@ -47,22 +46,13 @@ def customerio_person_events(
     try:
         with warehouse.connect() as con:
             result = forward_events(
-                con, client, run_id=context.run_id, dry_run=config.dry_run, max_age_hours=config.max_age_hours
-            )
-            record_run(
                 con,
+                client,
                 run_id=context.run_id,
-                destination=result.destination,
-                started_at=started,
                 dry_run=config.dry_run,
-                counts=result.counts(),
-                planned=result.planned,
-                sample=result.planned_sample if config.dry_run else None,
+                max_age_hours=config.max_age_hours,
+                concurrency=customerio.concurrency,
             )
+            return report_push(context, con, result, started, "Customer.io events")
     finally:
         client.close()
-    context.log.info(
-        f"Customer.io events{' (dry run)' if config.dry_run else ''}: {result.considered} in the window, "
-        f"{result.unchanged} sent before, {result.sent} sent, {result.too_old} too old, {result.rejected} rejected"
-    )
-    return dg.MaterializeResult(metadata=result_metadata(result))

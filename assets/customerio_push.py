@@ -38,6 +38,7 @@ def customerio_people(
                 dry_run=config.dry_run,
                 full_resync=config.full_resync,
                 withdraw_departed=config.limit is None,
+                concurrency=customerio.concurrency,
             ),
         )
     finally:

@@ -82,18 +82,30 @@ def run_push(
     with warehouse.connect() as con:
         profiles = load_profiles(con, limit=config.limit)
         result = sync(con, profiles, mapping)
-        record_run(
-            con,
-            run_id=context.run_id,
-            destination=result.destination,
-            started_at=started,
-            dry_run=config.dry_run,
-            counts=result.counts(),
-            planned=result.planned,
-            sample=result.planned_sample if config.dry_run else None,
-        )
+        return report_push(context, con, result, started, label)
+
+
+def report_push(
+    context: dg.AssetExecutionContext,
+    con: duckdb.DuckDBPyConnection,
+    result: SyncResult,
+    started: float,
+    label: str,
+) -> dg.MaterializeResult:
+    """Record the push in ``sync.runs``, log a line, and return its metadata."""
+    record_run(
+        con,
+        run_id=context.run_id,
+        destination=result.destination,
+        started_at=started,
+        dry_run=result.dry_run,
+        counts=result.counts(),
+        planned=result.planned,
+        sample=result.planned_sample if result.dry_run else None,
+    )
     context.log.info(
-        f"{label}{' (dry run)' if config.dry_run else ''}: {result.considered} profiles, {result.unchanged} unchanged, "
-        f"{result.created} created, {result.updated} updated, {result.rejected} rejected, {result.api_calls} API calls"
+        f"{label}{' (dry run)' if result.dry_run else ''}: {result.considered} considered, {result.unchanged} "
+        f"unchanged, {result.created} created, {result.updated} updated, {result.too_old} too old, "
+        f"{result.rejected} rejected, {result.api_calls} API calls"
     )
     return dg.MaterializeResult(metadata=result_metadata(result))

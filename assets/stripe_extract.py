@@ -66,7 +66,9 @@ def stripe_extract(
         )
         context.log.info(
             f"Stripe: {report.requests} requests ({report.retries} retried), {report.events_read} events read "
-            f"in {report.seconds:.1f}s"
+            f"in {report.seconds:.1f}s ("
+            + ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in report.timings.items())
+            + ")"
         )
         for stream in streams:
             entry = report.streams[stream.name]
@@ -87,5 +89,6 @@ def stripe_extract(
                     "events_cursor": entry.cursor or 0,
                     "run_requests": report.requests,
                     "run_seconds": round(report.seconds, 2),
+                    "run_timings": dg.MetadataValue.json({k: round(v, 1) for k, v in report.timings.items()}),
                 },
             )

@@ -293,16 +293,7 @@ def sync_members(
     created, existing, refused_new = _create_in_batches(client, list_id, plan, members.create, max_connections)
     refused.update(refused_new)
     refused.update(_put_each(client, list_id, plan, existing + members.put, max_connections))
-    # Tags only for members that exist now.
-    tags = TagChanges()
-    for tag, emails in members.tags.add.items():
-        for email in emails:
-            if members.tags.keys[email.lower()] not in refused:
-                tags.set(members.tags.keys[email.lower()], email, {tag}, set())
-    for tag, emails in members.tags.remove.items():
-        for email in emails:
-            if members.tags.keys[email.lower()] not in refused:
-                tags.set(members.tags.keys[email.lower()], email, set(), {tag})
+    tags = members.tags.without(refused)  # only for members that exist now
     for key, reason in apply_tag_changes(client, list_id, tags, max_connections).items():
         refused.setdefault(key, Rejection(key, reason, False, plan.hashes[key]))
 

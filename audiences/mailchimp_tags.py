@@ -33,6 +33,19 @@ class TagChanges:
         for tag in removed:
             self.remove.setdefault(tag, []).append(email)
 
+    def without(self, keys: set[str] | dict[str, object]) -> TagChanges:
+        """The same changes but for the records ``keys`` (e.g. members that could not be written)."""
+        kept = TagChanges()
+        for tag, emails in self.add.items():
+            for email in emails:
+                if self.keys[email.lower()] not in keys:
+                    kept.set(self.keys[email.lower()], email, {tag}, set())
+        for tag, emails in self.remove.items():
+            for email in emails:
+                if self.keys[email.lower()] not in keys:
+                    kept.set(self.keys[email.lower()], email, set(), {tag})
+        return kept
+
     @property
     def operations(self) -> int:
         return sum(map(len, self.add.values())) + sum(map(len, self.remove.values()))
@@ -74,10 +87,13 @@ def apply_tag_changes(
             reason = f"tag {tag}: transient: {type(exc).__name__}: {exc}"[:500]
             return {changes.keys[e.lower()]: reason for e in adds + removes}
         out: dict[str, str] = {}
+        adding = {e.lower() for e in adds}
         for error in answer.get("errors") or []:
             for email in error.get("email_addresses") or []:
                 key = changes.keys.get(str(email).lower())
-                if key is not None:
+                # Untagging someone who is no longer a member (deleted, forgotten at Mailchimp) has nothing left
+                # to do; tagging someone who is not a member is a failure, retried next run.
+                if key is not None and str(email).lower() in adding:
                     out[key] = f"tag {tag}: {error.get('error', 'refused')}"
         return out
 

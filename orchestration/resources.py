@@ -10,7 +10,7 @@ import duckdb
 import stripe
 from pydantic import Field
 
-from audiences.customerio_client import CustomerIOClient, track_base_url
+from audiences.customerio_client import DEFAULT_TRACK_REQUESTS_PER_SECOND, CustomerIOClient, track_base_url
 from audiences.mailchimp_client import MailchimpClient
 from audiences.rate_limit import RateLimiter, stripe_limits
 from audiences.stripe_reader import StripeReader, make_client
@@ -76,6 +76,11 @@ class CustomerIOResource(dg.ConfigurableResource):
     api_key: str | None = Field(default=None, description="CUSTOMERIO_API_KEY (Track API key).")
     region: str = Field(default="us", description="CUSTOMERIO_REGION: us or eu.")
     track_api_base: str | None = Field(default=None, description="CUSTOMERIO_TRACK_API_BASE override.")
+    requests_per_second: float = Field(
+        default=DEFAULT_TRACK_REQUESTS_PER_SECOND,
+        description="CUSTOMERIO_REQUESTS_PER_SECOND: the client paces batch requests under this rate.",
+    )
+    concurrency: int = Field(default=4, description="CUSTOMERIO_CONCURRENCY: batch requests in flight at once.")
 
     @property
     def configured(self) -> bool:
@@ -83,4 +88,9 @@ class CustomerIOResource(dg.ConfigurableResource):
 
     def client(self) -> CustomerIOClient:
         assert self.site_id and self.api_key
-        return CustomerIOClient(self.site_id, self.api_key, base_url=track_base_url(self.region, self.track_api_base))
+        return CustomerIOClient(
+            self.site_id,
+            self.api_key,
+            base_url=track_base_url(self.region, self.track_api_base),
+            requests_per_second=self.requests_per_second,
+        )

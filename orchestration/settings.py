@@ -35,3 +35,13 @@ def env_float(name: str) -> float | None:
         return float(value)
     except ValueError:
         raise ValueError(f"{name} must be a number, not {value!r}") from None
+
+
+def env_int(name: str) -> int | None:
+    """A whole-number setting (not a secret): read when the definitions load."""
+    value = env_float(name)
+    if value is None:
+        return None
+    if value != int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {os.environ[name]!r}")
+    return int(value)

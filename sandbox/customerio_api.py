@@ -528,6 +528,11 @@ class CustomerIOStandIn(StandInServer):
             person = self._lookup(person_id)
             return [dict(e) for e in person.events] if person else []
 
+    def event_count(self) -> int:
+        """Events held, over every person."""
+        with self._state:
+            return sum(len(p.events) for p in self._people.values())
+
     def new_ulid(self) -> str:
         """A fresh ULID-shaped id, for tests that send events."""
         alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -76,7 +76,7 @@ def summary(warehouse: Path, stand_ins: StandIns) -> str:
         _table("Rejections by reason", rejections or [("-", "none", 0)], ("destination", "reason", "records")),
         _table(
             "What the destinations now hold",
-            [*held, ("customer.io people", len(people))],
+            [*held, ("customer.io people", len(people)), ("customer.io events", stand_ins.customerio.event_count())],
             ("destination", "count"),
         ),
     ]

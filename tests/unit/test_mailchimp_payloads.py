@@ -76,3 +76,55 @@ def test_date_formats() -> None:
     assert format_date(day, "YYYY-MM-DD") == "2026-01-31"
     assert format_date(day, "DD/MM/YYYY") == "31/01/2026"
     assert format_date(None, "YYYY-MM-DD") == ""
+
+
+def test_plan_members_batches_new_contacts_puts_changed_ones_and_moves_tags_apart() -> None:
+    from audiences.mailchimp_sync import plan_members
+    from audiences.sync_state import Plan
+
+    def payload(email: str, ltv: float, tags: list[str]) -> dict:
+        return {
+            "customer_id": email,
+            "email_address": email,
+            "status_if_new": "transactional",
+            "merge_fields": {"LTV": ltv},
+            "tags": tags,
+        }
+
+    plan = Plan(
+        to_send={
+            "new": payload("new@gmail.com", 1, ["spend:low"]),
+            "ltv": payload("ltv@gmail.com", 2, ["spend:low"]),
+            "tag": payload("tag@gmail.com", 3, ["spend:high"]),
+            "gone": {"customer_id": "c", "email_address": "gone@gmail.com", "tags": []},
+        },
+        previous={
+            "ltv": payload("ltv@gmail.com", 1, ["spend:low"]),
+            "tag": payload("tag@gmail.com", 3, ["spend:low"]),
+            "gone": payload("gone@gmail.com", 3, ["spend:low", "rfm:lost"]),
+        },
+    )
+    members = plan_members(plan)
+    assert members.create == ["new"] and members.put == ["ltv"]  # tag-only and departed: no member write
+    assert sorted(members.tags.add["spend:high"]) == ["tag@gmail.com"]
+    assert sorted(members.tags.add["spend:low"]) == ["new@gmail.com"]
+    assert sorted(members.tags.remove["spend:low"]) == ["gone@gmail.com", "tag@gmail.com"]
+    assert members.tags.remove["rfm:lost"] == ["gone@gmail.com"]
+    assert members.operations() == {"member_creates": 1, "member_updates": 1, "tag_additions": 2, "tag_removals": 3}
+
+
+def test_tag_changes_go_500_adds_and_500_removes_per_call() -> None:
+    from audiences.mailchimp_tags import TagChanges
+
+    changes = TagChanges()
+    for i in range(1200):
+        changes.set(f"k{i}", f"a{i}@gmail.com", {"vip"}, set())
+    for i in range(300):
+        changes.set(f"r{i}", f"r{i}@gmail.com", set(), {"vip"})
+    calls = list(changes.calls())
+    assert [(tag, len(adds), len(removes)) for tag, adds, removes in calls] == [
+        ("vip", 500, 300),
+        ("vip", 500, 0),
+        ("vip", 200, 0),
+    ]
+    assert changes.operations == 1500 and changes.keys["a7@gmail.com"] == "k7"

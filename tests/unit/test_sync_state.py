@@ -59,3 +59,20 @@ def test_full_resync_ignores_stored_hashes(con: duckdb.DuckDBPyConnection) -> No
     record_accepted(con, "dest", [("k", plan.hashes["k"], {"v": 1})])
     assert plan_changes(con, "dest", {"k": {"v": 1}}).to_send == {}
     assert set(plan_changes(con, "dest", {"k": {"v": 1}}, full_resync=True).to_send) == {"k"}
+
+
+def test_departed_records_are_withdrawn_once(con: duckdb.DuckDBPyConnection) -> None:
+    def withdraw(key: str, last: dict) -> dict:
+        return {"email": last["email"], "tags": []}
+
+    plan = plan_changes(con, "dest", {"k1": {"email": "a", "tags": ["x"]}, "k2": {"email": "b", "tags": ["y"]}})
+    record_accepted(con, "dest", [(k, plan.hashes[k], p) for k, p in plan.to_send.items()])
+
+    plan = plan_changes(con, "dest", {"k1": {"email": "a", "tags": ["x"]}}, departed=withdraw)
+    assert plan.to_send == {"k2": {"email": "b", "tags": []}} and plan.departed == 1
+    assert plan.previous["k2"] == {"email": "b", "tags": ["y"]}  # to know which tags to remove
+    record_accepted(con, "dest", [(k, plan.hashes[k], p) for k, p in plan.to_send.items()])
+
+    again = plan_changes(con, "dest", {"k1": {"email": "a", "tags": ["x"]}}, departed=withdraw)
+    assert again.to_send == {} and again.departed == 0 and again.unchanged == 2
+    assert plan_changes(con, "dest", {"k1": {"email": "a", "tags": ["x"]}}).unchanged == 1  # off: left alone
