@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
+import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from audiences.stripe_streams import STREAMS
@@ -44,3 +47,42 @@ def emit(result: dict[str, Any]) -> None:
     result = {**result, "self_peak_rss_mb": peak_rss_mb()}
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
+
+
+class ServerProcess:
+    """A stand-in in its own process: started and read until its JSON ready line, stopped by closing its stdin
+    (then SIGTERM); ``cpu_seconds`` is what it has used so far."""
+
+    def __init__(self, argv: list[str], log_path: Path, cwd: Path) -> None:
+        self.argv, self.log_path, self.cwd = argv, log_path, cwd
+        self.proc: subprocess.Popen[str] | None = None
+        self.info: dict[str, Any] = {}
+
+    def start(self) -> dict[str, Any]:
+        with open(self.log_path, "w") as err:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True
+            )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stop()
+            raise RuntimeError(f"the stand-in did not start: {self.log_path.read_text()[-2000:]}")
+        self.info = json.loads(line)
+        return self.info
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)

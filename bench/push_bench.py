@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import ServerProcess
 from bench.run import log, machine_cpu_seconds, median, shown
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,44 +39,6 @@ MAILCHIMP_BATCH = 500
 MAX_REQUEST_BYTES = 500_000
 
 
-class Process:
-    """A stand-in in its own process: started, read until its JSON ready line, stopped by closing stdin."""
-
-    def __init__(self, argv: list[str], log_path: Path) -> None:
-        self.argv, self.log_path = argv, log_path
-        self.proc: subprocess.Popen[str] | None = None
-        self.info: dict[str, Any] = {}
-
-    def start(self) -> dict[str, Any]:
-        with open(self.log_path, "w") as err:
-            self.proc = subprocess.Popen(
-                self.argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True
-            )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.stop()
-            raise RuntimeError(f"{shown(self.argv)} did not start: {self.log_path.read_text()[-2000:]}")
-        self.info = json.loads(line)
-        return self.info
-
-    def cpu_seconds(self) -> float:
-        assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            if self.proc.stdin:
-                self.proc.stdin.close()
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
 def http(method: str, url: str) -> dict[str, Any]:
     import urllib.request
 
@@ -83,7 +46,7 @@ def http(method: str, url: str) -> dict[str, Any]:
         return json.loads(response.read())
 
 
-def run_command(name: str, argv: list[str], workdir: Path, server: Process | None = None) -> dict[str, Any]:
+def run_command(name: str, argv: list[str], workdir: Path, server: ServerProcess | None = None) -> dict[str, Any]:
     """Run ``argv`` in its own process: its JSON line plus wall time, peak RSS, CPU (its own and the server's)."""
     log(f"{name}: {shown(argv)}")
     out, err = workdir / f"{name}.out", workdir / f"{name}.err"
@@ -113,7 +76,7 @@ def build_warehouse(args: argparse.Namespace, workdir: Path) -> Path:
     if args.warehouse:
         return Path(args.warehouse).resolve()
     warehouse = workdir / "profiles.duckdb"
-    stripe = Process(
+    stripe = ServerProcess(
         [
             PY,
             "-m",
@@ -132,6 +95,7 @@ def build_warehouse(args: argparse.Namespace, workdir: Path) -> Path:
             STRIPE_KEY,
         ],
         workdir / "stripe.log",
+        REPO,
     )
     info = stripe.start()
     try:
@@ -169,8 +133,10 @@ def build_warehouse(args: argparse.Namespace, workdir: Path) -> Path:
 
 
 def one_round(args: argparse.Namespace, warehouse: Path, workdir: Path, i: int) -> dict[str, Any]:
-    server = Process(
-        [PY, "-m", "sandbox.serve_destinations", "--latency", str(args.latency)], workdir / f"destinations-{i}.log"
+    server = ServerProcess(
+        [PY, "-m", "sandbox.serve_destinations", "--latency", str(args.latency)],
+        workdir / f"destinations-{i}.log",
+        REPO,
     )
     info = server.start()
     results: dict[str, Any] = {}

@@ -42,7 +42,7 @@ from typing import Any
 
 import duckdb
 
-from bench.common import ENDPOINTS, PAGE_SIZE
+from bench.common import ENDPOINTS, PAGE_SIZE, ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -110,11 +110,11 @@ def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
     return f"{fmt.format(median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
-class Server:
-    """The stand-in's process: started, read until ready, stopped by closing its stdin (then SIGTERM)."""
+class Server(ServerProcess):
+    """The Stripe stand-in's process."""
 
     def __init__(self, settings: Settings, workdir: Path) -> None:
-        self.argv = [
+        argv = [
             sys.executable,
             "-m",
             "sandbox.serve_stripe",
@@ -133,49 +133,17 @@ class Server:
             "--port",
             "0",
         ]
-        self.log_path = workdir / "server.log"
-        self.proc: subprocess.Popen[str] | None = None
-        self.info: dict[str, Any] = {}
-
-    def start(self) -> dict[str, Any]:
-        with open(self.log_path, "w") as err:
-            self.proc = subprocess.Popen(
-                self.argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True
-            )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.stop()
-            raise RuntimeError(f"the stand-in did not start: {self.log_path.read_text()[-2000:]}")
-        self.info = json.loads(line)
-        return self.info
+        super().__init__(argv, workdir / "server.log", REPO)
 
     @property
     def url(self) -> str:
         return str(self.info["url"])
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU the stand-in's process has used so far."""
-        assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def get(self, path: str) -> dict[str, Any]:
         return http("GET", self.url + path)
 
     def post(self, path: str) -> dict[str, Any]:
         return http("POST", self.url + path)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            if self.proc.stdin:
-                self.proc.stdin.close()
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 def measure(server: Server, workdir: Path, name: str, argv: list[str]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -243,3 +245,21 @@ class StandInServer:
     def clear_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+
+
+def serve_until_stopped(*, watch_stdin: bool) -> None:
+    """Block until SIGTERM or SIGINT, or (``watch_stdin``) until standard input closes: how the stand-ins'
+    own processes (``serve_stripe``, ``serve_destinations``) end with the benchmark that started them."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if watch_stdin:
+
+        def watch() -> None:
+            while sys.stdin.readline():
+                pass
+            stop.set()
+
+        threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+    while not stop.wait(0.5):
+        pass

@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import signal
 import sys
-import threading
 from collections import Counter
 from typing import Any
 
 from sandbox.customerio_api import CustomerIOStandIn
-from sandbox.http_server import Request, Response
+from sandbox.http_server import Request, Response, serve_until_stopped
 from sandbox.mailchimp_api import MailchimpStandIn
 
 MAILCHIMP_KEY = "0123456789abcdef0123456789abcdef-us21"
@@ -127,21 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         "latency": args.latency,
         "max_connections": args.max_connections,
     }
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if not args.no_stdin:
-
-        def watch_stdin() -> None:
-            while sys.stdin.readline():
-                pass
-            stop.set()
-
-        threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
     print(json.dumps(ready), flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        serve_until_stopped(watch_stdin=not args.no_stdin)
     finally:
         mailchimp.stop()
         customerio.stop()

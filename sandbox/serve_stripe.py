@@ -22,14 +22,12 @@ import argparse
 import gc
 import json
 import random
-import signal
 import sys
-import threading
 import time
 from collections import Counter
 from typing import Any
 
-from sandbox.http_server import Request, Response
+from sandbox.http_server import Request, Response, serve_until_stopped
 from sandbox.stripe_account import StripeAccount, generate_account
 from sandbox.stripe_api import RateLimits, StripeStandIn
 
@@ -175,18 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     url = server.start()
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if not args.no_stdin:
-
-        def watch_stdin() -> None:
-            while sys.stdin.readline():
-                pass
-            stop.set()
-
-        threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
-
     ready = {
         "url": url,
         **account_counts(account),
@@ -198,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(ready), flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        serve_until_stopped(watch_stdin=not args.no_stdin)
     finally:
         server.stop()
     return 0
