@@ -18,6 +18,7 @@ MAX_REQUEST_BYTES = 500_000  # the documents say 500 KB and 32 KB: read them as 
 MAX_OP_BYTES = 32_000
 _ENVELOPE_BYTES = len(b'{"batch":[]}')
 DEFAULT_TRACK_REQUESTS_PER_SECOND = 100.0  # NOTES: plan for 100 requests/s (sources disagree), expect 429
+DEFAULT_CONCURRENCY = 4  # batch requests in flight at once
 
 
 def track_base_url(region: str = "us", override: str | None = None) -> str:

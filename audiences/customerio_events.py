@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from audiences.customerio_client import CustomerIOClient, encode_op
+from audiences.customerio_client import DEFAULT_CONCURRENCY, CustomerIOClient, encode_op
 from audiences.customerio_sync import MAX_IDENTIFIER_BYTES, deliver
 from audiences.sync_result import SyncResult
 from audiences.sync_state import Rejection, payload_hash, plan_changes, record_outcome
@@ -37,13 +37,8 @@ def event_ulid(stripe_event_id: str, occurred_at: dt.datetime) -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def load_events(con: duckdb.DuckDBPyConnection, since: dt.datetime | None) -> list[dict[str, Any]]:
-    sql = f"select * from {EVENTS_TABLE}"
-    params: list[Any] = []
-    if since is not None:
-        sql += " where occurred_at >= ?"
-        params.append(since)
-    cursor = con.execute(sql + " order by occurred_at, event_id", params)
+def load_events(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    cursor = con.execute(f"select * from {EVENTS_TABLE} order by occurred_at, event_id")
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -73,15 +68,16 @@ def forward_events(
     dry_run: bool = False,
     max_age_hours: float | None = CAMPAIGN_WINDOW_HOURS,
     now: dt.datetime | None = None,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> SyncResult:
     """Send the events of the last ``max_age_hours`` (None: all) that were not sent before."""
     started = time.monotonic()
     now = now or dt.datetime.now(dt.UTC)
-    all_rows = load_events(con, None)
+    all_rows = load_events(con)
     since = None if max_age_hours is None else now - dt.timedelta(hours=max_age_hours)
     rows = [r for r in all_rows if since is None or r["occurred_at"] >= since]
     result = SyncResult(DESTINATION, dry_run=dry_run, considered=len(rows))
+    result.too_old = len(all_rows) - len(rows)
     payloads: dict[str, dict[str, Any]] = {}
     rejections: list[Rejection] = []
     for row in rows:
@@ -95,16 +91,13 @@ def forward_events(
             payloads[row["event_id"]] = event_op(row)
     plan = plan_changes(con, DESTINATION, payloads)
     result.unchanged = plan.unchanged
-    result.too_old = sum(1 for r in all_rows if since is not None and r["occurred_at"] < since)
     new_rejections = [r for r in rejections if plan.is_new_rejection(r)]
     result.still_rejected = len(rejections) - len(new_rejections)
     keys = sorted(plan.to_send, key=lambda k: (plan.to_send[k]["timestamp"], k))
     result.planned = {"events": len(keys)}
     if dry_run:
         result.planned_sample = [plan.to_send[k] for k in keys[:10]]
-        return result.finish(
-            started=started, api_calls=client.api_calls, retried=client.retried, sent=0, rejections=new_rejections
-        )
+        return result.finish(started=started, client=client, sent=0, rejections=new_rejections)
     encoded = [encode_op(plan.to_send[k]) for k in keys]
     accepted, failed = deliver(client, keys, encoded, plan.hashes, concurrency)
     result.created = len(accepted)
@@ -112,8 +105,7 @@ def forward_events(
     record_outcome(con, DESTINATION, plan, accepted, all_rejections, run_id)
     return result.finish(
         started=started,
-        api_calls=client.api_calls,
-        retried=client.retried,
+        client=client,
         sent=len(accepted),
         rejections=all_rejections,
     )

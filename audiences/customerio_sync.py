@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from audiences.customerio_client import (
+    DEFAULT_CONCURRENCY,
     MAX_OP_BYTES,
     CustomerIOClient,
     CustomerIOError,
@@ -130,7 +131,7 @@ def sync_people(
     run_id: str | None = None,
     dry_run: bool = False,
     full_resync: bool = False,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
     withdraw_departed: bool = True,
 ) -> SyncResult:
     """Identify each changed person; ``withdraw_departed``: flag the people whose customer was deleted."""
@@ -156,9 +157,7 @@ def sync_people(
             sendable.append(key)
     if dry_run:
         result.planned_sample = [identify_op(plan.to_send[k]) for k in sendable[:10]]
-        return result.finish(
-            started=started, api_calls=client.api_calls, retried=client.retried, sent=0, rejections=rejections
-        )
+        return result.finish(started=started, client=client, sent=0, rejections=rejections)
 
     accepted, failed = deliver(client, sendable, encoded, plan.hashes, concurrency)
     rejections += failed
@@ -168,6 +167,4 @@ def sync_people(
         else:
             result.created += 1
     record_outcome(con, DESTINATION, plan, accepted, rejections, run_id)
-    return result.finish(
-        started=started, api_calls=client.api_calls, retried=client.retried, sent=len(accepted), rejections=rejections
-    )
+    return result.finish(started=started, client=client, sent=len(accepted), rejections=rejections)

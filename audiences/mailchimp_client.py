@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,14 @@ from audiences.http import build_session, check_base_url, retried
 PERMANENT_MEMBER_ERRORS = frozenset(
     {"Invalid Resource", "Member In Compliance State", "Forgotten Email Not Subscribed", "Member Exists"}
 )
+
+
+MAX_CONNECTIONS = 10  # simultaneous connections Mailchimp allows per key; more get 429
+
+
+def worker_pool(max_connections: int) -> ThreadPoolExecutor:
+    """Threads for concurrent calls, never more than Mailchimp's connection limit."""
+    return ThreadPoolExecutor(max_workers=max(1, min(MAX_CONNECTIONS, max_connections)))
 
 
 def subscriber_hash(email: str) -> str:
@@ -109,9 +118,6 @@ class MailchimpClient:
     def upsert_member(self, list_id: str, email: str, body: dict[str, Any]) -> dict[str, Any]:
         """PUT a member by subscriber hash: creates it or updates it."""
         return self.request("PUT", f"/lists/{list_id}/members/{subscriber_hash(email)}", json=body)
-
-    def update_tags(self, list_id: str, email: str, tags: list[dict[str, str]]) -> None:
-        self.request("POST", f"/lists/{list_id}/members/{subscriber_hash(email)}/tags", json={"tags": tags})
 
     def batch_members(self, list_id: str, members: list[dict[str, Any]], *, update_existing: bool) -> dict[str, Any]:
         """``POST /lists/{id}``: up to 500 members; per-member failures come back in ``errors`` of a 200."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from decimal import Decimal
@@ -24,7 +23,7 @@ from typing import Any
 import duckdb
 
 from audiences.field_mapping import FieldMapping, MergeField
-from audiences.mailchimp_client import MailchimpClient, MailchimpError, subscriber_hash
+from audiences.mailchimp_client import MailchimpClient, MailchimpError, subscriber_hash, worker_pool
 from audiences.mailchimp_tags import TagChanges, apply_tag_changes
 from audiences.profiles import Profile
 from audiences.sync_result import SyncResult
@@ -165,8 +164,8 @@ class MemberPlan:
         return {
             "member_creates": len(self.create),
             "member_updates": len(self.put),
-            "tag_additions": sum(map(len, self.tags.add.values())),
-            "tag_removals": sum(map(len, self.tags.remove.values())),
+            "tag_additions": self.tags.additions,
+            "tag_removals": self.tags.removals,
         }
 
 
@@ -206,7 +205,7 @@ def _create_in_batches(
             return chunk, None, exc
 
     chunks = [keys[i : i + MEMBER_BATCH] for i in range(0, len(keys), MEMBER_BATCH)]
-    with ThreadPoolExecutor(max_workers=max(1, min(10, max_connections))) as pool:
+    with worker_pool(max_connections) as pool:
         for chunk, answer, error in pool.map(send, chunks):
             if error is not None:
                 refused.update({k: _failure(k, error, plan) for k in chunk})
@@ -248,7 +247,7 @@ def _put_each(
             return key, exc
 
     refused: dict[str, Rejection] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(10, max_connections))) as pool:
+    with worker_pool(max_connections) as pool:
         for key, error in pool.map(work, keys):
             if error is not None:
                 refused[key] = _failure(key, error, plan)
@@ -285,9 +284,7 @@ def sync_members(
     result.planned = members.operations()
     if dry_run:
         result.planned_sample = [plan.to_send[k] for k in sorted(plan.to_send)[:10]]
-        return result.finish(
-            started=started, api_calls=client.api_calls, retried=client.retried, sent=0, rejections=new_invalid
-        )
+        return result.finish(started=started, client=client, sent=0, rejections=new_invalid)
 
     refused: dict[str, Rejection] = {}
     created, existing, refused_new = _create_in_batches(client, list_id, plan, members.create, max_connections)
@@ -306,6 +303,4 @@ def sync_members(
             result.updated += 1
     rejections = new_invalid + [refused[k] for k in sorted(refused)]
     record_outcome(con, DESTINATION, plan, accepted, rejections, run_id)
-    return result.finish(
-        started=started, api_calls=client.api_calls, retried=client.retried, sent=len(accepted), rejections=rejections
-    )
+    return result.finish(started=started, client=client, sent=len(accepted), rejections=rejections)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from audiences.mailchimp_client import MailchimpClient, MailchimpError
+from audiences.mailchimp_client import MailchimpClient, MailchimpError, worker_pool
 
 log = logging.getLogger(__name__)
 SEGMENT_BATCH = 500  # members_to_add and members_to_remove: at most 500 each per call
@@ -47,8 +46,16 @@ class TagChanges:
         return kept
 
     @property
+    def additions(self) -> int:
+        return sum(map(len, self.add.values()))
+
+    @property
+    def removals(self) -> int:
+        return sum(map(len, self.remove.values()))
+
+    @property
     def operations(self) -> int:
-        return sum(map(len, self.add.values())) + sum(map(len, self.remove.values()))
+        return self.additions + self.removals
 
     def calls(self) -> Iterator[tuple[str, list[str], list[str]]]:
         """(tag, emails to add, emails to remove), at most 500 of each per call."""
@@ -97,7 +104,7 @@ def apply_tag_changes(
                     out[key] = f"tag {tag}: {error.get('error', 'refused')}"
         return out
 
-    with ThreadPoolExecutor(max_workers=max(1, min(10, max_connections))) as pool:
+    with worker_pool(max_connections) as pool:
         for outcome in pool.map(send, calls):
             for key, reason in outcome.items():
                 failed.setdefault(key, reason)

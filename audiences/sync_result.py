@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from audiences.sync_state import Rejection
+
+
+class CallCounts(Protocol):
+    """What a destination client counts: calls made, and calls repeated after transient failures."""
+
+    @property
+    def api_calls(self) -> int: ...
+
+    @property
+    def retried(self) -> int: ...
 
 
 @dataclass
@@ -29,13 +39,11 @@ class SyncResult:
     planned: dict[str, int] = field(default_factory=dict)  # operations by kind, e.g. member_creates
     skipped_reason: str | None = None
 
-    def finish(
-        self, *, started: float, api_calls: int, sent: int, rejections: list[Rejection], retried: int = 0
-    ) -> SyncResult:
+    def finish(self, *, started: float, client: CallCounts, sent: int, rejections: list[Rejection]) -> SyncResult:
         self.sent = sent
-        self.retried = retried
         self.rejections = rejections
-        self.api_calls = api_calls
+        self.api_calls = client.api_calls
+        self.retried = client.retried
         self.seconds = time.monotonic() - started
         return self
 

@@ -18,7 +18,7 @@ import logging
 import time
 from pathlib import Path
 
-from audiences.customerio_client import CustomerIOClient
+from audiences.customerio_client import DEFAULT_CONCURRENCY, CustomerIOClient
 from audiences.customerio_sync import sync_people
 from audiences.field_mapping import load_mapping
 from audiences.mailchimp_client import MailchimpClient
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audience", help="Mailchimp audience id")
     parser.add_argument("--site-id", help="Customer.io site id")
     parser.add_argument("--max-connections", type=int, default=10, help="Mailchimp: the resource's default")
-    parser.add_argument("--concurrency", type=int, default=4, help="Customer.io: the sync's default")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="Customer.io: the default")
     parser.add_argument("--change-fraction", type=float, default=0.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")

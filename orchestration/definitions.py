@@ -9,7 +9,7 @@ from assets.customerio_push import customerio_people
 from assets.mailchimp_push import mailchimp_audience_members
 from assets.stripe_extract import stripe_extract
 from assets.warehouse_models import warehouse_models
-from audiences.customerio_client import DEFAULT_TRACK_REQUESTS_PER_SECOND
+from audiences.customerio_client import DEFAULT_CONCURRENCY, DEFAULT_TRACK_REQUESTS_PER_SECOND
 from orchestration.dbt_project import dbt_resource
 from orchestration.jobs import extract_stripe, nightly_sync, push_audiences
 from orchestration.resources import CustomerIOResource, MailchimpResource, StripeResource, WarehouseResource
@@ -47,7 +47,7 @@ defs = dg.Definitions(
             region=env_or_default("CUSTOMERIO_REGION", "us"),
             track_api_base=env_if_set("CUSTOMERIO_TRACK_API_BASE"),
             requests_per_second=env_float("CUSTOMERIO_REQUESTS_PER_SECOND") or DEFAULT_TRACK_REQUESTS_PER_SECOND,
-            concurrency=env_int("CUSTOMERIO_CONCURRENCY") or 4,
+            concurrency=env_int("CUSTOMERIO_CONCURRENCY") or DEFAULT_CONCURRENCY,
         ),
     },
     # DuckDB allows one writing process: run the steps of a run one after another in one process.

@@ -10,7 +10,12 @@ import duckdb
 import stripe
 from pydantic import Field
 
-from audiences.customerio_client import DEFAULT_TRACK_REQUESTS_PER_SECOND, CustomerIOClient, track_base_url
+from audiences.customerio_client import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TRACK_REQUESTS_PER_SECOND,
+    CustomerIOClient,
+    track_base_url,
+)
 from audiences.mailchimp_client import MailchimpClient
 from audiences.rate_limit import RateLimiter, stripe_limits
 from audiences.stripe_reader import StripeReader, make_client
@@ -80,7 +85,9 @@ class CustomerIOResource(dg.ConfigurableResource):
         default=DEFAULT_TRACK_REQUESTS_PER_SECOND,
         description="CUSTOMERIO_REQUESTS_PER_SECOND: the client paces batch requests under this rate.",
     )
-    concurrency: int = Field(default=4, description="CUSTOMERIO_CONCURRENCY: batch requests in flight at once.")
+    concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY, description="CUSTOMERIO_CONCURRENCY: batch requests in flight at once."
+    )
 
     @property
     def configured(self) -> bool:
