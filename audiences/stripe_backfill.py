@@ -31,7 +31,9 @@ from audiences.stripe_streams import Stream
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 5_000  # objects per bulk insert: memory stays flat however large the account is
 SPLIT_MIN_PAGES = 4  # split off the older half of a window only when it likely holds more pages than this
-QUEUE_PAGES = 2 * CHUNK_ROWS // PAGE_SIZE  # pages in flight to the writer: a slow commit does not stall fetching
+# Pages in flight to the writer (about 15 s of fetching at 25 requests/s, some 100 MB at most): a commit that
+# triggers one of DuckDB's checkpoints takes seconds, and fetching must not stall behind it.
+QUEUE_PAGES = 8 * CHUNK_ROWS // PAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Backfill:
         self._idle = 0  # workers waiting for a window
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._on_fetched: Callable[[], None] | None = None
 
     # -- workers -------------------------------------------------------------------------------------
     def _add(self, window: Window) -> None:
@@ -97,9 +100,18 @@ class Backfill:
     def _finish_one(self) -> None:
         with self._lock:
             self._pending -= 1
-            if self._pending == 0:
+            done = self._pending == 0
+            if done:
                 for _ in range(self.workers):
                     self._work.put(None)
+        # Called by the worker that fetched the last page, not by the writer: the writer may be seconds into a
+        # commit (a checkpoint), and whatever the caller starts next should not wait for it.
+        if done and self._on_fetched is not None and not self._stop.is_set():
+            try:
+                self._on_fetched()
+            except BaseException as exc:  # handed to the writer like a failed fetch
+                self._stop.set()
+                self._out.put(_Failed(exc))
 
     def _worker(self) -> None:
         while not self._stop.is_set():
@@ -161,9 +173,17 @@ class Backfill:
                 self.stats.blocked_seconds += time.monotonic() - started
 
     # -- the writer ----------------------------------------------------------------------------------
-    def run(self, windows: list[Window], on_progress: Callable[[str, int], None] | None = None) -> BackfillStats:
+    def run(
+        self,
+        windows: list[Window],
+        on_progress: Callable[[str, int], None] | None = None,
+        on_fetched: Callable[[], None] | None = None,
+    ) -> BackfillStats:
+        """Fetch and land ``windows``; ``on_fetched`` is called once every page is fetched, before the writer has
+        landed the last ones (the caller can start using the network again)."""
         if not windows:
             return self.stats
+        self._on_fetched = on_fetched
         for window in windows:
             self._add(window)
         threads = [

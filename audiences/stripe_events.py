@@ -90,13 +90,15 @@ def fetch_events(
     extracted_at: float,
     workers: int = 4,
     now: int | None = None,
+    stop: threading.Event | None = None,
 ) -> EventFetch:
     """Land every event of the types we use created at or after ``since`` in ``stripe.events``.
 
     Each filter is listed concurrently; a long range (the 30 days of a first run) is also cut into spans of
     time listed in parallel. Pages are written in bulk as they come (an event is stored once, by id, and an
     unchanged one is not rewritten), and where each was listed goes to the connection's temporary
-    ``stripe_event_order``, which orders events of the same second for :func:`apply_events`.
+    ``stripe_event_order``, which orders events of the same second for :func:`apply_events`. Setting ``stop``
+    (another part of the run failed) ends the listings early, with what was written so far.
     """
     con.execute(f"create or replace temp table {ORDER_TABLE} (id varchar, listing integer, position bigint)")
     spans = time_slices(since, now, workers) if now is not None else [(since, None)]
@@ -105,7 +107,7 @@ def fetch_events(
     pages: queue.Queue[_Page] = queue.Queue(maxsize=2 * CHUNK_ROWS // PAGE_SIZE)
     buffered: list[_Page] = []
     rows = 0
-    stop = threading.Event()
+    stop = stop or threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(tasks)))) as pool:
         futures = [pool.submit(_list_all, reader, pages, stop, i, *task) for i, task in enumerate(tasks)]
         try:

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import duckdb
 
 from audiences import stripe_state
 from audiences.stripe_backfill import Backfill, Window
-from audiences.stripe_events import OVERLAP_SECONDS, apply_events, fetch_events
+from audiences.stripe_events import OVERLAP_SECONDS, EventFetch, apply_events, fetch_events
 from audiences.stripe_reader import StripeReader
 from audiences.stripe_streams import EVENTS, Stream
 
@@ -156,40 +158,38 @@ def _extract(
         backfilling.append(stream)
         report.streams[stream.name] = StreamReport(stream.name, "resumed backfill" if resumable else "backfill")
 
-    if windows:
-        phase = time.monotonic()
-        con.execute(f"set checkpoint_threshold = '{BACKFILL_CHECKPOINT_THRESHOLD}'")
-        try:
-            stats = Backfill(reader, con, workers=workers, extracted_at=extracted_at).run(windows, on_progress)
-        finally:
-            con.execute("reset checkpoint_threshold")
-        report.timings["backfill"] = time.monotonic() - phase
-        report.timings["backfill_writer"] = stats.writer_seconds
-        report.timings["backfill_blocked"] = stats.blocked_seconds
-        for stream in backfilling:
-            state = states[stream.name]
-            report.streams[stream.name].fetched = stats.objects.get(stream.name, 0)
-            report.streams[stream.name].changed = stats.changed.get(stream.name, 0)
-            con.execute("begin transaction")
-            try:
-                if stream.tombstones:
-                    report.streams[stream.name].tombstoned = stripe_state.tombstone_unlisted(
-                        con, stream.table, stream.name, state.backfill_cursor
-                    )
-                state.events_cursor, state.backfill_cursor = state.backfill_cursor, None
-                stripe_state.clear_windows(con, stream.name)
-                stripe_state.save(con, state, backfill_done=True)
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
+    # 2. Events since the oldest cursor (a backfilled stream hands over at its backfill cursor), landed in
+    #    stripe.events as they come. After a backfill they are read as soon as its last page is fetched, on a
+    #    connection of their own, while the backfill's writer lands what it still holds.
+    handed_over = [
+        states[s.name].backfill_cursor if s in backfilling else states[s.name].events_cursor for s in streams
+    ]
+    since = min(int(cursor or now) for cursor in handed_over) - OVERLAP_SECONDS
+    events_con = con.cursor()
+    stop_events = threading.Event()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stripe-events") as pool:
+        fetching: list[Future[EventFetch]] = []
+        events_phase = 0.0
 
-    # 2. Events since the oldest cursor, landed in stripe.events as they come, then applied to each stream from
-    #    its own cursor.
-    since = min(int(states[s.name].events_cursor or now) for s in streams) - OVERLAP_SECONDS
-    phase = time.monotonic()
-    fetched = fetch_events(con, reader, since, extracted_at, workers, now)
-    report.timings["events_fetch"] = time.monotonic() - phase
+        def fetch() -> None:
+            nonlocal events_phase
+            events_phase = time.monotonic()
+            fetching.append(
+                pool.submit(fetch_events, events_con, reader, since, extracted_at, workers, now, stop_events)
+            )
+
+        if windows:
+            try:
+                _backfill(con, reader, windows, backfilling, states, report, workers, extracted_at, on_progress, fetch)
+            except BaseException:
+                stop_events.set()
+                raise
+        if not fetching:
+            fetch()
+        fetched = fetching[0].result()
+    report.timings["events_fetch"] = time.monotonic() - events_phase
+    # 3. The events applied to each stream from its own cursor, on the connection that holds their order.
+    con = events_con
     phase = time.monotonic()
     report.events_read = fetched.read
     # Everything created up to a minute before Stripe's clock at the start is listed by now.
@@ -217,3 +217,45 @@ def _extract(
     report.retries = reader.retry.retried
     report.seconds = time.monotonic() - started
     return report
+
+
+def _backfill(
+    con: duckdb.DuckDBPyConnection,
+    reader: StripeReader,
+    windows: list[Window],
+    backfilling: list[Stream],
+    states: dict[str, stripe_state.StreamState],
+    report: ExtractReport,
+    workers: int,
+    extracted_at: float,
+    on_progress: Callable[[str, int], None] | None,
+    on_fetched: Callable[[], None],
+) -> None:
+    """List the windows, then hand each backfilled stream over to events from its backfill cursor."""
+    phase = time.monotonic()
+    con.execute(f"set checkpoint_threshold = '{BACKFILL_CHECKPOINT_THRESHOLD}'")
+    try:
+        backfill = Backfill(reader, con, workers=workers, extracted_at=extracted_at)
+        stats = backfill.run(windows, on_progress, on_fetched)
+    finally:
+        con.execute("reset checkpoint_threshold")
+    report.timings["backfill"] = time.monotonic() - phase
+    report.timings["backfill_writer"] = stats.writer_seconds
+    report.timings["backfill_blocked"] = stats.blocked_seconds
+    for stream in backfilling:
+        state = states[stream.name]
+        report.streams[stream.name].fetched = stats.objects.get(stream.name, 0)
+        report.streams[stream.name].changed = stats.changed.get(stream.name, 0)
+        con.execute("begin transaction")
+        try:
+            if stream.tombstones:
+                report.streams[stream.name].tombstoned = stripe_state.tombstone_unlisted(
+                    con, stream.table, stream.name, state.backfill_cursor
+                )
+            state.events_cursor, state.backfill_cursor = state.backfill_cursor, None
+            stripe_state.clear_windows(con, stream.name)
+            stripe_state.save(con, state, backfill_done=True)
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise

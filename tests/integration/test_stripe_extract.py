@@ -256,11 +256,17 @@ def test_dense_windows_are_split_for_parallel_fetching(rig: Rig) -> None:
 
     stripe_state.ensure_schema(rig.con)
     ensure_table(rig.con, CHARGES)
-    backfill = Backfill(rig.reader(), rig.con, workers=4)
-    stats = backfill.run([Window(CHARGES, 1, stripe_state.CREATED_MIN, stripe_state.CREATED_MAX)])
+    reader = rig.reader()
+    backfill = Backfill(reader, rig.con, workers=4)
+    fetched: list[int] = []  # requests sent when the hook ran
+
+    window = Window(CHARGES, 1, stripe_state.CREATED_MIN, stripe_state.CREATED_MAX)
+    stats = backfill.run([window], None, lambda: fetched.append(reader.limiter.requests))
     assert stats.splits > 0
     assert rig.ids("charges") == live_ids(rig.account.charges)
     assert EVENTS.name not in stats.objects
+    # The hook ran once, after the last request: the network is free for whatever comes next.
+    assert fetched == [reader.limiter.requests]
 
 
 def test_a_run_that_dies_while_applying_events_loses_nothing(rig: Rig) -> None:
@@ -303,6 +309,30 @@ def test_a_failed_events_listing_fails_the_run_and_moves_no_cursor(rig: Rig) -> 
     q = rig.con.execute
     assert q("select name from stripe.customers where id = ?", [customer]).fetchone() == ("Seen Next Time",)
     assert q("select count(*) = count(distinct id) from stripe.events").fetchone() == (True,)
+
+
+def test_events_failing_during_a_backfill_keep_the_backfill_and_its_handover(rig: Rig) -> None:
+    # The first run reads the last 30 days of events alongside the backfill; that listing dies for good.
+    rig.server.inject(Fault(r"^/v1/events$", status=400, skip=3, body={"error": {"type": "invalid_request_error"}}))
+    with pytest.raises(stripe.InvalidRequestError):
+        rig.run(workers=4)
+    # The backfill finished and handed its streams over to events: the next run does not list them again.
+    for stream in ("customers", "charges", "subscriptions"):
+        state = stripe_state.load(rig.con, stream)
+        assert state.backfill_cursor is None and state.events_cursor is not None
+    assert rig.ids("charges") == live_ids(rig.account.charges)
+    # The events stream itself did not move: its 30 days are read again.
+    assert stripe_state.load(rig.con, "events").events_cursor is None
+
+    rig.server.reset_counters()
+    rig.run(workers=4)
+    assert rig.server.count_requests("/v1/charges") == 0
+    q = rig.con.execute
+    assert q("select count(*) = count(distinct id) from stripe.events").fetchone() == (True,)
+    listed = q("select count(*) from stripe.events").fetchone()[0]
+    assert listed > 0
+    rig.run(workers=4, full_refresh=True)  # lists the 30 days of events anew: nothing was missing
+    assert q("select count(*) from stripe.events").fetchone()[0] == listed
 
 
 def test_running_out_of_duckdb_memory_says_what_to_raise(rig: Rig) -> None:
