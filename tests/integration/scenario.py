@@ -52,4 +52,9 @@ def build_scenario(seed: int = 7, background_customers: int = 40) -> Scenario:
     frank = account.add_customer(
         email="test@example.com", name="Frank Fake", metadata={"marketing_opt_in": "1"}, created=now - 30 * DAY
     )["id"]
+    # A failed payment, then deleted in Stripe before the first run, all within Customer.io's 72 hours: the
+    # events remain, the customer is not listed.
+    gina = account.add_customer(email="gina.gone@gmail.com", name="Gina Gone", created=now - 2 * DAY)["id"]
+    account.add_charge(gina, 3000, "usd", status="failed", failure_code="card_declined", created=now - DAY)
+    account.delete_customer(gina, at=now - DAY // 2)
     return Scenario(account, alice, bob, carol, dave, erin, frank)

@@ -127,6 +127,21 @@ def test_raw_tables_hold_one_row_per_stripe_object(pipeline: Pipeline) -> None:
     assert jpy == [(5000, "usd", 0.0067)]
 
 
+def test_customerio_holds_a_person_per_profile_and_none_for_customers_deleted_before_the_backfill(
+    pipeline: Pipeline,
+) -> None:
+    account = pipeline.scenario.account
+    # The account has customers deleted in Stripe before the first run whose events (created, charges...)
+    # are still in the 30 days of events: they must not bring those people to Customer.io.
+    gone = set(account.deleted_ids) & {
+        r[0] for r in pipeline.query("select customer_id from staging.stg_stripe__events where customer_id is not null")
+    }
+    assert gone
+    people = set(pipeline.stand_ins.customerio.persons())
+    profiles = {r[0] for r in pipeline.query("select customer_id from marts.customer_profiles")}
+    assert people == profiles and not people & gone
+
+
 def test_consent_decides_status_of_new_members(pipeline: Pipeline) -> None:
     mc = pipeline.stand_ins.mailchimp
     audience = pipeline.stand_ins.audience_id

@@ -12,6 +12,16 @@ catalogue as (
 
 ),
 
+customers as (
+
+    select
+        customer_id,
+        is_deleted
+
+    from {{ ref('stg_stripe__customers') }}
+
+),
+
 charges as (
 
     select
@@ -48,4 +58,15 @@ forwarded as (
 
 )
 
-select * from forwarded
+select forwarded.*
+
+from forwarded
+
+left join customers
+    on forwarded.customer_id = customers.customer_id
+
+-- A customer deleted in Stripe (or deleted before the first backfill, so never listed) gets no
+-- journey: the event would create a person at Customer.io. Guest checkouts stay (no customer).
+where
+    forwarded.customer_id is null
+    or not coalesce(customers.is_deleted, true)
