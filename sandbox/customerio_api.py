@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import threading
 import time
@@ -63,7 +64,12 @@ def _compact(value: Any) -> bytes:
 
 
 def _value_bytes(value: Any) -> int:
-    return len(value.encode("utf-8")) if isinstance(value, str) else len(_compact(value))
+    """Bytes of ``value`` as JSON (a string without its quotes)."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, (bool, int)) or (isinstance(value, float) and math.isfinite(value)):
+        return len(repr(value))  # JSON spells these as repr does, True/False aside, which have the same length
+    return len(_compact(value))
 
 
 @dataclass

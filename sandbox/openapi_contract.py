@@ -11,7 +11,9 @@ grounds is refused locally too, and recorded as a contract violation.
   ``/lists/{listId}``), concrete paths (``/lists/abc/members``) and a server prefix such as ``/3.0``.
 
 A few schemas in the official documents contradict the same documents' prose and would reject requests the
-real APIs accept every day. They are patched at load time; see :data:`DOCUMENT_PATCHES`.
+real APIs accept every day. They are patched at load time; see :data:`DOCUMENT_PATCHES`. An
+``additionalProperties`` that only annotates (accepts any value) becomes ``true`` at load time: same verdicts,
+without descending into every custom attribute.
 """
 
 from __future__ import annotations
@@ -389,6 +391,29 @@ class Contract:
 
 
 _LOAD_LOCK = threading.Lock()
+#: Keywords that describe a schema without constraining it (``readOnly``/``writeOnly`` are not among them: the
+#: OpenAPI validators act on them).
+_ANNOTATIONS = {"title", "description", "example", "examples", "default", "deprecated", "$comment"}
+
+
+def _accepts_anything(schema: Any) -> bool:
+    return isinstance(schema, dict) and all(k in _ANNOTATIONS or k.startswith("x-") for k in schema)
+
+
+def _skip_annotation_only_extras(node: Any) -> None:
+    """Replace each ``additionalProperties`` that only annotates (it accepts any value) by ``true``.
+
+    Same verdicts, less work: the validator no longer descends into every extra property to find nothing, which
+    was most of the Customer.io stand-in's time on person ops (custom attributes are such properties).
+    """
+    if isinstance(node, dict):
+        if _accepts_anything(node.get("additionalProperties")):
+            node["additionalProperties"] = True
+        for value in node.values():
+            _skip_annotation_only_extras(value)
+    elif isinstance(node, list):
+        for value in node:
+            _skip_annotation_only_extras(value)
 
 
 @cache
@@ -399,6 +424,7 @@ def _load(name: str, directory: str) -> Contract:
         document = json.load(fh)
     for _, patch in DOCUMENT_PATCHES.get(name, []):
         patch(document)
+    _skip_annotation_only_extras(document)
     return Contract(name, document, source=str(path))
 
 

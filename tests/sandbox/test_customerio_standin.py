@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from sandbox.customerio_api import MAX_OP_BYTES, MAX_REQUEST_BYTES, CustomerIOStandIn
+from sandbox.customerio_api import MAX_OP_BYTES, MAX_REQUEST_BYTES, CustomerIOStandIn, _compact, _value_bytes
 
 AUTH = ("site123", "cio_key_abc")
 
@@ -306,3 +306,12 @@ def test_rate_limit_sliding_window() -> None:
 def test_no_rate_limit_by_default(server: CustomerIOStandIn) -> None:
     assert all(post_batch(server, []).status_code == 200 for _ in range(30))
     assert server.rate_limited == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "é" * 10, True, False, 0, -12, 10**30, 1.5, 0.1 + 0.2, -0.0, 1e300, float("nan"), float("-inf"), [1, "x"], {}],
+)
+def test_attribute_value_size_is_its_json_size(value: object) -> None:
+    expected = len(value.encode("utf-8")) if isinstance(value, str) else len(_compact(value))
+    assert _value_bytes(value) == expected

@@ -172,3 +172,22 @@ def test_contracts_dir_environment_variable(tmp_path, monkeypatch) -> None:
     contract = load_contract("tiny.json")
     assert contract.validate_request("POST", "/things/7", {"n": 1}) == []
     assert contract.validate_request("POST", "/things/7", {"n": "1"}) == ["$.n: '1' is not of type 'integer'"]
+
+
+def test_extras_that_only_annotate_are_skipped_and_the_verdicts_stay() -> None:
+    # Custom person attributes are declared by an `additionalProperties` holding only a description: it is
+    # replaced by `true` at load time (nothing to descend into), while extras that constrain are kept.
+    contract = load_contract("customerio")
+    identify = contract._resolve({"$ref": "#/components/schemas/identify_person"})
+    attributes = identify["allOf"][1]["properties"]["attributes"]
+    assert attributes["additionalProperties"] is True
+    mailchimp = load_contract("mailchimp")
+    merge_fields = mailchimp._resolve({"$ref": "#/components/schemas/AddListMembers1"})["properties"]["merge_fields"]
+    assert "anyOf" in merge_fields["additionalProperties"]
+
+    pointer = "#/components/schemas/identify_person"
+    op = {"type": "person", "identifiers": {"id": "cus_1"}, "action": "identify"}
+    custom = {"ltv": 12.5, "tags": ["a"], "nested": {"x": None}, "vip": True, "note": None}
+    assert contract.errors_for(pointer, {**op, "attributes": custom}) == []
+    errors = contract.errors_for(pointer, {**op, "attributes": {**custom, "_update": "yes"}})
+    assert [e.path for e in errors] == ["$.attributes._update"]
