@@ -165,54 +165,56 @@ def _extract(
         states[s.name].backfill_cursor if s in backfilling else states[s.name].events_cursor for s in streams
     ]
     since = min(int(cursor or now) for cursor in handed_over) - OVERLAP_SECONDS
-    events_con = con.cursor()
-    stop_events = threading.Event()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stripe-events") as pool:
-        fetching: list[Future[EventFetch]] = []
-        events_phase = 0.0
+    # The events' own connection: its temporary order table goes when it closes.
+    with con.cursor() as events_con:
+        stop_events = threading.Event()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stripe-events") as pool:
+            fetching: list[Future[EventFetch]] = []
+            events_phase = 0.0
 
-        def fetch() -> None:
-            nonlocal events_phase
-            events_phase = time.monotonic()
-            fetching.append(
-                pool.submit(fetch_events, events_con, reader, since, extracted_at, workers, now, stop_events)
-            )
+            def fetch() -> None:
+                nonlocal events_phase
+                events_phase = time.monotonic()
+                fetching.append(
+                    pool.submit(fetch_events, events_con, reader, since, extracted_at, workers, now, stop_events)
+                )
 
-        if windows:
+            if windows:
+                try:
+                    _backfill(
+                        con, reader, windows, backfilling, states, report, workers, extracted_at, on_progress, fetch
+                    )
+                except BaseException:
+                    stop_events.set()
+                    raise
+            if not fetching:
+                fetch()
+            fetched = fetching[0].result()
+        report.timings["events_fetch"] = time.monotonic() - events_phase
+        # 3. The events applied to each stream from its own cursor, on the connection that holds their order.
+        phase = time.monotonic()
+        report.events_read = fetched.read
+        # Everything created up to a minute before Stripe's clock at the start is listed by now.
+        new_cursor = max([now - 60] + ([fetched.newest_created] if fetched.newest_created else []))
+        for stream in streams:
+            state = states[stream.name]
+            stream_since = int(state.events_cursor or now) - OVERLAP_SECONDS
+            entry = report.streams.setdefault(stream.name, StreamReport(stream.name, "incremental"))
+            events_con.execute("begin transaction")
             try:
-                _backfill(con, reader, windows, backfilling, states, report, workers, extracted_at, on_progress, fetch)
+                if stream is EVENTS:
+                    changed = fetched.changed
+                else:
+                    changed = apply_events(events_con, reader, stream, stream_since, extracted_at)
+                state.events_cursor = max(int(state.events_cursor or 0), new_cursor)
+                stripe_state.save(events_con, state)
+                events_con.execute("commit")
             except BaseException:
-                stop_events.set()
+                events_con.execute("rollback")
                 raise
-        if not fetching:
-            fetch()
-        fetched = fetching[0].result()
-    report.timings["events_fetch"] = time.monotonic() - events_phase
-    # 3. The events applied to each stream from its own cursor, on the connection that holds their order.
-    con = events_con
-    phase = time.monotonic()
-    report.events_read = fetched.read
-    # Everything created up to a minute before Stripe's clock at the start is listed by now.
-    new_cursor = max([now - 60] + ([fetched.newest_created] if fetched.newest_created else []))
-    for stream in streams:
-        state = states[stream.name]
-        stream_since = int(state.events_cursor or now) - OVERLAP_SECONDS
-        entry = report.streams.setdefault(stream.name, StreamReport(stream.name, "incremental"))
-        con.execute("begin transaction")
-        try:
-            if stream is EVENTS:
-                changed = fetched.changed
-            else:
-                changed = apply_events(con, reader, stream, stream_since, extracted_at)
-            state.events_cursor = max(int(state.events_cursor or 0), new_cursor)
-            stripe_state.save(con, state)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
-        entry.changed += changed
-        entry.cursor = state.events_cursor
-    report.timings["events_apply"] = time.monotonic() - phase
+            entry.changed += changed
+            entry.cursor = state.events_cursor
+        report.timings["events_apply"] = time.monotonic() - phase
     report.requests = reader.requests
     report.retries = reader.retry.retried
     report.seconds = time.monotonic() - started
