@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+import orjson
+
 from sandbox.http_server import Request, Response, StandInServer
 from sandbox.openapi_contract import ContractError, load_contract
 
@@ -60,7 +62,11 @@ _BATCH_ITEMS = "#/paths/~1api~1v2~1batch/post/requestBody/content/application~1j
 
 
 def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """``value`` as compact UTF-8 JSON, the form its size is judged in."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # integers past 64 bits
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _value_bytes(value: Any) -> int:
@@ -362,7 +368,7 @@ class CustomerIOStandIn(StandInServer):
                 f"request body is {len(request.body)} bytes; it must be smaller than {self.max_request_bytes}",
             )
         try:
-            body = json.loads(request.body.decode("utf-8"))
+            body = request.json()
         except (ValueError, UnicodeDecodeError) as exc:
             return self._batch_error("malformed", "", f"request body is not valid JSON: {exc}")
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
@@ -374,13 +380,14 @@ class CustomerIOStandIn(StandInServer):
         with self._state:
             self.batch_ops_seen += len(ops)
         errors_out: list[dict[str, Any]] = []
-        for index, op in enumerate(ops):
-            try:
-                self._batch_op(request, index, op)
-            except _OpError as err:
-                errors_out.append(
-                    {"batch_index": index, "reason": err.reason, "field": err.field, "message": err.message}
-                )
+        with self._state:  # one request's ops are applied together (and the lock is taken once, not per op)
+            for index, op in enumerate(ops):
+                try:
+                    self._batch_op(request, index, op)
+                except _OpError as err:
+                    errors_out.append(
+                        {"batch_index": index, "reason": err.reason, "field": err.field, "message": err.message}
+                    )
         if errors_out:
             return Response(207, {"errors": errors_out})
         return Response(200, {})

@@ -33,8 +33,10 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,12 +117,39 @@ _US_PHONE_RE = re.compile(r"^(\(\d{3}\) ?|\d{3}-)\d{3}-\d{4}$")
 _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$")
 
 
+_ISO_DAY_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
+_SLASH_DAY_RE = re.compile(r"^([0-9]{2})/([0-9]{2})/([0-9]{4})$")
+
+
+def _two_digit_date(value: str, date_format: str) -> str | None:
+    """The ISO day of ``value`` written YYYY-MM-DD, or in the field's MM/DD/YYYY or DD/MM/YYYY with two-digit
+    day and month; None when it is not so written or not a real day (strptime then has the last word)."""
+    iso = _ISO_DAY_RE.match(value)
+    slash = None if iso else _SLASH_DAY_RE.match(value)
+    try:
+        if iso:
+            return dt.date(int(iso[1]), int(iso[2]), int(iso[3])).isoformat()
+        if slash and date_format in ("MM/DD/YYYY", "DD/MM/YYYY"):
+            first, second, year = int(slash[1]), int(slash[2]), int(slash[3])
+            month, day = (first, second) if date_format == "MM/DD/YYYY" else (second, first)
+            return dt.date(year, month, day).isoformat()
+    except ValueError:
+        return None
+    return None
+
+
 def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
 
 
+_CLOCK: list[Any] = [None, ""]  # (second, its ISO text): members written in the same second share it
+
+
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    second = int(time.time())
+    if _CLOCK[0] != second:
+        _CLOCK[:] = [second, dt.datetime.fromtimestamp(second, dt.UTC).isoformat()]
+    return _CLOCK[1]
 
 
 def email_problem(email: str) -> str | None:
@@ -210,9 +239,16 @@ class _Audience:
     members: dict[str, _Member] = field(default_factory=dict)  # subscriber hash -> member
     tags: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # lower name -> (id, name, created)
     next_merge_id: int = 1
+    _merge_index: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    def merge_index(self) -> dict[str, dict[str, Any]]:
+        """Merge fields by tag."""
+        if len(self._merge_index) != len(self.merge_fields):  # fields were added: index them again
+            self._merge_index = {f["tag"]: f for f in self.merge_fields}
+        return self._merge_index
 
     def merge_field(self, tag: str) -> dict[str, Any] | None:
-        return next((f for f in self.merge_fields if f["tag"] == tag), None)
+        return self.merge_index().get(tag)
 
     def tag(self, name: str) -> tuple[int, str, str]:
         key = name.lower()
@@ -424,6 +460,13 @@ class MailchimpStandIn(StandInServer):
             response.body = _exclude(response.body, _split_fields(query["exclude_fields"]))
         return response
 
+    @staticmethod
+    def _asks_for(request: Request, name: str) -> bool:
+        """Whether the answer's ``name`` survives the ``fields`` parameter (only then is it worth rendering:
+        member objects are what a 500-member answer spends its time on)."""
+        fields = request.query_dict().get("fields")
+        return not fields or any(path[0] == name for path in _split_fields(fields))
+
     def _audience(self, list_id: str) -> _Audience:
         audience = self._audiences.get(list_id)
         if audience is None:
@@ -561,6 +604,11 @@ class MailchimpStandIn(StandInServer):
     def _check_merge_value(self, mf: dict[str, Any], value: Any) -> tuple[Any, str | None]:
         """(normalised value, error message or None) for one merge field value."""
         kind = mf["type"]
+        value_type = type(value)
+        if kind == "number" and (value_type is int or value_type is float):  # the common case, as below
+            return (int(value) if float(value).is_integer() else value), None
+        if kind == "text" and value_type is str and len(value) <= MAX_TEXT_LENGTH:
+            return value, None
         if value == "":
             return "", None
         if kind == "address":
@@ -586,6 +634,9 @@ class MailchimpStandIn(StandInServer):
             return None, f"Value must be at most {MAX_TEXT_LENGTH} characters"
         if kind == "date":
             fmt = mf["options"].get("date_format", "MM/DD/YYYY")
+            day = _two_digit_date(value, fmt)  # what strptime below reads these as, without its cost
+            if day is not None:
+                return day, None
             for pattern in ("%Y-%m-%d", _STRPTIME.get(fmt, "%m/%d/%Y")):
                 try:
                     return dt.datetime.strptime(value, pattern).date().isoformat(), None
@@ -617,8 +668,9 @@ class MailchimpStandIn(StandInServer):
         values = values or {}
         clean: dict[str, Any] = {}
         errors: list[dict[str, str]] = []
+        index = audience.merge_index()
         for tag, value in values.items():
-            mf = audience.merge_field(tag)
+            mf = index.get(tag)
             if mf is None:
                 errors.append({"field": tag, "message": f'Merge field "{tag}" does not exist on this audience'})
                 continue
@@ -644,8 +696,8 @@ class MailchimpStandIn(StandInServer):
             status=status,
             merge={},
             tags=[],
-            unique_email_id=uuid.uuid4().hex[:10],
-            contact_id=uuid.uuid4().hex,
+            unique_email_id=f"{random.getrandbits(40):010x}",
+            contact_id=f"{random.getrandbits(128):032x}",
             web_id=self._web_ids,
             timestamp_signup=body.get("timestamp_signup", ""),
             timestamp_opt=body.get("timestamp_opt", now if status == "subscribed" else ""),
@@ -751,15 +803,20 @@ class MailchimpStandIn(StandInServer):
         self._apply_member_fields(member, body, merge)
         return member, False
 
-    def _set_tags(self, audience: _Audience, member: _Member, names: list[str], *, replace: bool) -> None:
-        for name in names:
-            self._check_tag_name(name, "tags")
+    def _set_tags(
+        self, audience: _Audience, member: _Member, names: list[str], *, replace: bool, checked: bool = False
+    ) -> None:
+        if not checked:
+            for name in names:
+                self._check_tag_name(name, "tags")
         wanted = [audience.tag(name.strip())[1] for name in names]
         if replace:
             member.tags = []
+        present = {t.lower() for t in member.tags}
         for name in wanted:
-            if name.lower() not in {t.lower() for t in member.tags}:
+            if name.lower() not in present:
                 member.tags.append(name)
+                present.add(name.lower())
 
     @staticmethod
     def _check_tag_name(name: Any, field_name: str) -> None:
@@ -1072,6 +1129,8 @@ class MailchimpStandIn(StandInServer):
         self._check_segment_emails(to_remove, "members_to_remove")
         added: list[dict[str, Any]] = []
         removed: list[dict[str, Any]] = []
+        render_added = self._asks_for(request, "members_added")
+        render_removed = self._asks_for(request, "members_removed")
         not_members: list[str] = []
         for email, adding in [(e, True) for e in to_add] + [(e, False) for e in to_remove]:
             member = audience.members.get(subscriber_hash(email)) if isinstance(email, str) and email else None
@@ -1081,10 +1140,10 @@ class MailchimpStandIn(StandInServer):
             present = any(t.lower() == key for t in member.tags)
             if adding and not present:
                 member.tags.append(name)
-                added.append(self._member_json(audience, member))
+                added.append(self._member_json(audience, member) if render_added else {})
             elif not adding and present:
                 member.tags = [t for t in member.tags if t.lower() != key]
-                removed.append(self._member_json(audience, member))
+                removed.append(self._member_json(audience, member) if render_removed else {})
             else:
                 continue
             member.last_changed = _now()
@@ -1121,6 +1180,7 @@ class MailchimpStandIn(StandInServer):
         skip_duplicates = self._flag(request, "skip_duplicate_check")
         created: list[dict[str, Any]] = []
         updated: list[dict[str, Any]] = []
+        render = self._asks_for(request, "new_members") or self._asks_for(request, "updated_members")
         errors: list[dict[str, Any]] = []
         seen: set[str] = set()
         for entry in members:
@@ -1165,15 +1225,15 @@ class MailchimpStandIn(StandInServer):
                 member, was_created = self._upsert(
                     audience,
                     entry,
-                    key=None,
+                    key=key or None,
                     new_status=entry.get("status"),
                     status_field="status",
                     update_existing=True,
                     skip_merge_validation=skip_merge,
                 )
                 if tags is not None or sync_tags:
-                    self._set_tags(audience, member, list(tags or []), replace=sync_tags)
-                (created if was_created else updated).append(self._member_json(audience, member))
+                    self._set_tags(audience, member, list(tags or []), replace=sync_tags, checked=True)
+                (created if was_created else updated).append(self._member_json(audience, member) if render else {})
             except Problem as problem:
                 first = (problem.errors or [{}])[0]
                 errors.append(

@@ -401,6 +401,26 @@ def test_batch_without_update_existing_reports_existing_members(api: Api, server
     assert server.member(LIST, "old@acme.io")["status"] == "unsubscribed"
 
 
+def test_batch_sets_the_tags_of_the_members_it_creates_and_answers_only_the_fields_asked(
+    api: Api, server: MailchimpStandIn
+) -> None:
+    server.add_member(LIST, "old@acme.io", status="subscribed")
+    members = [
+        {"email_address": "new@acme.io", "status": "transactional", "tags": ["rfm:loyal", "spend:high"]},
+        {"email_address": "old@acme.io", "status": "subscribed", "tags": ["rfm:lost"]},
+    ]
+    fields = {"fields": "total_created,error_count,errors"}
+    response = api("POST", f"/lists/{LIST}", json={"members": members, "update_existing": False}, params=fields)
+    body = response.json()
+    assert set(body) == {"total_created", "error_count", "errors"}  # no member objects rendered or sent
+    assert body["total_created"] == 1 and [e["error_code"] for e in body["errors"]] == ["ERROR_CONTACT_EXISTS"]
+    assert server.member_tags(LIST, "new@acme.io") == {"rfm:loyal", "spend:high"}
+    assert server.member_tags(LIST, "old@acme.io") == set()  # an existing member is not touched
+    assert {s["name"] for s in server.segments(LIST)} >= {"rfm:loyal", "spend:high"}
+    full = api("POST", f"/lists/{LIST}", json={"members": [{"email_address": "n2@acme.io", "status": "pending"}]})
+    assert [m["email_address"] for m in full.json()["new_members"]] == ["n2@acme.io"]
+
+
 def test_batch_update_existing_overwrites_status_the_documented_trap(api: Api, server: MailchimpStandIn) -> None:
     server.add_member(LIST, "unsub@acme.io", status="unsubscribed")
     server.add_member(LIST, "sub@acme.io", status="subscribed")
