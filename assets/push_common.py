@@ -44,6 +44,7 @@ def result_metadata(result: SyncResult) -> dict[str, Any]:
         "dry_run": result.dry_run,
         **result.counts(),
         "duration_seconds": round(result.seconds, 2),
+        "send_seconds": round(result.send_seconds, 2),
     }
     if result.rejections:
         rows = "\n".join(

@@ -99,7 +99,9 @@ def forward_events(
         result.planned_sample = [plan.to_send[k] for k in keys[:10]]
         return result.finish(started=started, client=client, sent=0, rejections=new_rejections)
     encoded = [encode_op(plan.to_send[k]) for k in keys]
+    sending = time.monotonic()
     accepted, failed = deliver(client, keys, encoded, plan.hashes, concurrency)
+    result.send_seconds = time.monotonic() - sending
     result.created = len(accepted)
     all_rejections = new_rejections + failed
     record_outcome(con, DESTINATION, plan, accepted, all_rejections, run_id)

@@ -159,7 +159,9 @@ def sync_people(
         result.planned_sample = [identify_op(plan.to_send[k]) for k in sendable[:10]]
         return result.finish(started=started, client=client, sent=0, rejections=rejections)
 
+    sending = time.monotonic()
     accepted, failed = deliver(client, sendable, encoded, plan.hashes, concurrency)
+    result.send_seconds = time.monotonic() - sending
     rejections += failed
     for key in accepted:
         if key in plan.previous:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import threading
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -103,6 +105,16 @@ def build_session(
     session.verify = True
     session.retry_counter = retry.counter  # type: ignore[attr-defined]
     return session
+
+
+def json_bytes(value: Any) -> bytes:
+    """A request body as compact JSON (orjson: a 500-member batch in a fraction of the stdlib's time). Values
+    orjson refuses (integers past 64 bits) take the standard library's way; NaN and infinities, which are not
+    JSON, become null."""
+    try:
+        return orjson.dumps(value, default=str)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), default=str).encode("utf-8")
 
 
 def retried(session: requests.Session) -> int:

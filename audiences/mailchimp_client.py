@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from audiences.http import build_session, check_base_url, retried
+from audiences.http import build_session, check_base_url, json_bytes, retried
 
 PERMANENT_MEMBER_ERRORS = frozenset(
     {"Invalid Resource", "Member In Compliance State", "Forgotten Email Not Subscribed", "Member Exists"}
@@ -87,10 +87,28 @@ class MailchimpClient:
         """Calls repeated after a 429, a 5xx, a time-out or a reset (not counted in ``api_calls``)."""
         return retried(self.session)
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        body: bytes | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        """One call; the JSON body is ``json`` (encoded here) or ``body`` (already encoded)."""
+        if json is not None:
+            body = json_bytes(json)
         with self._lock:
             self._calls += 1
-        response = self.session.request(method, self.base_url + path, json=json, params=params, timeout=self.timeout)
+        response = self.session.request(
+            method,
+            self.base_url + path,
+            data=body,
+            headers=None if body is None else {"Content-Type": "application/json"},
+            params=params,
+            timeout=self.timeout,
+        )
         if response.status_code >= 400:
             raise _error(response, method, path)
         if response.status_code == 204 or not response.content:
@@ -119,11 +137,16 @@ class MailchimpClient:
         """PUT a member by subscriber hash: creates it or updates it."""
         return self.request("PUT", f"/lists/{list_id}/members/{subscriber_hash(email)}", json=body)
 
-    def batch_members(self, list_id: str, members: list[dict[str, Any]], *, update_existing: bool) -> dict[str, Any]:
-        """``POST /lists/{id}``: up to 500 members; per-member failures come back in ``errors`` of a 200."""
-        body = {"members": members, "update_existing": update_existing}
+    @staticmethod
+    def batch_body(members: list[dict[str, Any]], *, update_existing: bool) -> bytes:
+        """The encoded body of a ``batch_members`` call (to encode it ahead of sending)."""
+        return json_bytes({"members": members, "update_existing": update_existing})
+
+    def batch_members(self, list_id: str, body: bytes) -> dict[str, Any]:
+        """``POST /lists/{id}`` with a :meth:`batch_body` of up to 500 members; per-member failures come back in
+        ``errors`` of a 200."""
         fields = "total_created,total_updated,error_count,errors"  # not the 500 member objects
-        return self.request("POST", f"/lists/{list_id}", json=body, params={"fields": fields})
+        return self.request("POST", f"/lists/{list_id}", body=body, params={"fields": fields})
 
     # -- tags, which the API also serves as static segments ----------------------------------------
     def static_segments(self, list_id: str) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ class SyncResult:
     api_calls: int = 0
     retried: int = 0  # requests repeated after a 429, a 5xx, a time-out or a reset
     seconds: float = 0.0
+    send_seconds: float = 0.0  # of which talking to the destination (the rest: planning, recording state)
     rejections: list[Rejection] = field(default_factory=list)
     planned_sample: list[dict[str, Any]] = field(default_factory=list)
     planned: dict[str, int] = field(default_factory=dict)  # operations by kind, e.g. member_creates

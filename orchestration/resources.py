@@ -100,4 +100,5 @@ class CustomerIOResource(dg.ConfigurableResource):
             self.api_key,
             base_url=track_base_url(self.region, self.track_api_base),
             requests_per_second=self.requests_per_second,
+            pool_size=self.concurrency,
         )

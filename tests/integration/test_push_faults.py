@@ -76,22 +76,24 @@ def test_mailchimp_429_storm_and_500s_mid_sync_deliver_everyone_once(mailchimp: 
     con = duckdb.connect()
     storm = {"Retry-After": "0"}
     mailchimp.inject(Fault(r"/lists/[^/]+$", method="POST", status=429, times=3, headers=storm))
-    mailchimp.inject(Fault(r"/segments/[0-9]+$", method="POST", status=500, times=2, skip=1))
-    mailchimp.inject(Fault(r"/segments/[0-9]+$", method="POST", status=429, times=4, skip=3, headers=storm))
+    mailchimp.inject(Fault(r"/lists/[^/]+$", method="POST", status=500, times=1, skip=1))
     client = mc_client(mailchimp)
 
     result = sync_members(con, client, AUDIENCE, profiles(), MAPPING)
 
     assert result.rejections == []
     assert (result.created, result.sent) == (PEOPLE, PEOPLE)
-    assert result.retried >= 9
+    assert result.retried == 4
     members = mailchimp.members(AUDIENCE)
     assert len(members) == PEOPLE
     assert {m["status"] for m in members} == {"subscribed", "transactional"}
     assert mailchimp.member_tags(AUDIENCE, "person7@gmail.com") == {"spend:low", "cohort:3"}
-    # 3 batch creates of at most 500, and per tag one segment call per 500 members: no per-member calls.
-    assert len(mailchimp.requests_to("POST", r"/lists/[^/]+$")) == 3 + 3
+    # 3 batch creates of at most 500 carrying the new members' tags (4 repeated): no per-member or tag calls.
+    batches = mailchimp.requests_to("POST", r"/lists/[^/]+$")
+    assert len(batches) == 3 + 4
+    assert all(len(b.json()["members"]) <= 500 and b.json()["update_existing"] is False for b in batches)
     assert not mailchimp.requests_to("PUT", r"/members/")
+    assert not mailchimp.requests_to("POST", r"/segments/")
     assert not mailchimp.requests_to("POST", r"/tags$")
     assert not mailchimp.contract_violations
     assert mailchimp.rejected_for_connections == 0 and mailchimp.max_in_flight_seen <= 10
@@ -105,6 +107,22 @@ def test_mailchimp_429_storm_and_500s_mid_sync_deliver_everyone_once(mailchimp: 
     assert (flipped.sent, flipped.updated) == (1, 1)
     assert mailchimp.member_tags(AUDIENCE, "person7@gmail.com") == {"spend:high", "cohort:3"}
     assert len(mailchimp.requests_to("PUT", r"/members/")) == 1  # LTV changed too
+
+    # 1,100 customers move segment while the tags' segment calls meet 500s and a 429 storm.
+    mailchimp.clear_requests()
+    mailchimp.inject(Fault(r"/segments/[0-9]+$", method="POST", status=500, times=2, skip=1))
+    mailchimp.inject(Fault(r"/segments/[0-9]+$", method="POST", status=429, times=4, skip=3, headers=storm))
+    movers = set(range(100, PEOPLE))
+    moved = sync_members(con, client, AUDIENCE, profiles(high=movers | {7}), MAPPING)
+    assert moved.rejections == [] and moved.sent == len(movers)
+    assert moved.retried - flipped.retried == 6  # the client counts for its lifetime
+    assert all(mailchimp.member_tags(AUDIENCE, f"person{i}@gmail.com") >= {"spend:high"} for i in movers)
+    assert not any("spend:low" in mailchimp.member_tags(AUDIENCE, f"person{i}@gmail.com") for i in movers)
+    # per tag, one segment call per 500 members (spend:high +1,100, spend:low -1,100), 6 of them repeated
+    calls = [r.json() for r in mailchimp.requests_to("POST", r"/segments/[0-9]+$")]
+    assert len(calls) == 3 + 3 + 6
+    assert max(len(c["members_to_add"]) + len(c["members_to_remove"]) for c in calls) == 500
+    assert not mailchimp.contract_violations
 
 
 def test_mailchimp_existing_member_keeps_its_status_and_fake_email_is_rejected_once(
@@ -125,6 +143,11 @@ def test_mailchimp_existing_member_keeps_its_status_and_fake_email_is_rejected_o
     assert all(b["update_existing"] is False for b in batches)
     puts = [r.json() for r in mailchimp.requests_to("PUT", r"/members/")]
     assert [p["email_address"] for p in puts] == ["person3@gmail.com"] and "status" not in puts[0]
+    # the new ones got their tags in the batch; the one that existed gets them through the segments
+    assert mailchimp.member_tags(AUDIENCE, "person3@gmail.com") == {"spend:low", "cohort:3"}
+    assert mailchimp.member_tags(AUDIENCE, "person4@gmail.com") == {"spend:low", "cohort:0"}
+    segment_calls = [r.json() for r in mailchimp.requests_to("POST", r"/segments/[0-9]+$")]
+    assert sorted(e for c in segment_calls for e in c["members_to_add"]) == ["person3@gmail.com"] * 2
 
     mailchimp.clear_requests()
     second = sync_members(con, client, AUDIENCE, people, MAPPING)

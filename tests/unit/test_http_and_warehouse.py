@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+import json
 import stat
 
 import pyarrow as pa
@@ -45,3 +47,13 @@ def test_upsert_keeps_one_row_per_id_and_leaves_unchanged_rows_alone(tmp_path) -
         assert rows == [("cus_1", "new@x.io", 200.0), ("cus_2", "b@x.io", 100.0)]
         assert upsert_arrow(con, CUSTOMERS.table, pa.Table.from_pylist([], schema=CUSTOMERS.arrow_schema)) == 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_request_bodies_are_compact_json_whatever_the_values() -> None:
+    from audiences.http import json_bytes
+
+    body = {"name": "Zoë", "ltv": 12.5, "n": 3, "tags": ["a"], "when": dt.date(2026, 1, 2)}
+    assert json.loads(json_bytes(body)) == {**body, "when": "2026-01-02"}
+    assert b" " not in json_bytes({"a": [1, 2]})
+    assert json.loads(json_bytes({"big": 10**30})) == {"big": 10**30}  # past 64 bits: the stdlib's way
+    assert json.loads(json_bytes({"x": float("nan")})) == {"x": None}  # not JSON: null
