@@ -14,6 +14,7 @@ from orchestration.dbt_project import dbt_resource
 from orchestration.jobs import extract_stripe, nightly_sync, push_audiences
 from orchestration.resources import CustomerIOResource, MailchimpResource, StripeResource, WarehouseResource
 from orchestration.schedules import nightly_schedule
+from orchestration.sensors import run_failure_alert
 from orchestration.settings import (
     DEFAULT_STRIPE_API_BASE,
     DEFAULT_WAREHOUSE_PATH,
@@ -27,6 +28,7 @@ defs = dg.Definitions(
     assets=[stripe_extract, warehouse_models, mailchimp_audience_members, customerio_people, customerio_person_events],
     jobs=[nightly_sync, extract_stripe, push_audiences],
     schedules=[nightly_schedule],
+    sensors=[run_failure_alert],
     resources={
         "warehouse": WarehouseResource(path=env_or_default("WAREHOUSE_PATH", DEFAULT_WAREHOUSE_PATH)),
         "stripe": StripeResource(
