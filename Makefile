@@ -65,19 +65,22 @@ docs: setup manifest
 	WAREHOUSE_PATH=$${WAREHOUSE_PATH:-$(CURDIR)/data/demo/warehouse.duckdb} $(RUN) dbt docs generate $(DBT_FLAGS)
 	$(RUN) dbt docs serve $(DBT_FLAGS) --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
 
-# The Stripe extraction against the rate-limit ceiling and two peers (issue 3): writes BENCHMARKS.md.
-# 40 to 90 minutes (three backfills of 1.1M objects); run it on an otherwise idle machine.
+# Every benchmark, one after the other on this machine, each writing its section of BENCHMARKS.md: the Stripe
+# extraction against the rate-limit ceiling and two peers, then the reverse ETL (100,000 profiles to the
+# Mailchimp and Customer.io stand-ins) against the API ceilings and the naive SDK loops.
+# About 70 minutes (three backfills of 1.1M objects, three rounds of pushes); run it on an otherwise idle machine.
 .PHONY: bench-quick
-bench: setup
+bench: setup manifest
 	$(RUN) --group bench python -m bench.run
+	$(RUN) --group bench python -m bench.push_bench
 
 # The same on a small account, one run each (~5 min): checks the harness, writes bench/results/quick.md.
 bench-quick: setup
 	$(RUN) --group bench python -m bench.run --quick
 
-# The reverse-ETL benchmark alone (100,000 profiles to the Mailchimp and Customer.io stand-ins), writes
-# bench/results/push.md.
-bench-push: setup
+# The reverse-ETL benchmark alone (100,000 profiles to the Mailchimp and Customer.io stand-ins, 3 rounds):
+# rewrites the reverse-ETL section of BENCHMARKS.md, raw figures in bench/results/push.json.
+bench-push: setup manifest
 	$(RUN) --group bench python -m bench.push_bench
 
 clean:

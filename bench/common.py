@@ -86,3 +86,30 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+
+def _top_headings(lines: list[str]) -> list[int]:
+    """Indexes of the ``# `` headings of a Markdown text, outside fenced code blocks."""
+    out, fenced = [], False
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("# "):
+            out.append(i)
+    return out
+
+
+def write_section(path: Path, heading: str, text: str) -> None:
+    """Replace the section of ``path`` that starts at the heading line ``heading`` (up to the next top heading)
+    with ``text``, keeping the other sections (``BENCHMARKS.md`` holds one per benchmark); append it if absent."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    new = text.rstrip("\n").splitlines()
+    headings = _top_headings(lines)
+    starts = [i for i in headings if lines[i] == heading]
+    if starts:
+        start = starts[0]
+        end = next((i for i in headings if i > start), len(lines))
+        lines[start:end] = new + ([""] if end < len(lines) else [])
+    else:
+        lines += ([""] if lines else []) + new
+    path.write_text("\n".join(lines) + "\n")

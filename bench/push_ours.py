@@ -18,7 +18,7 @@ import logging
 import time
 from pathlib import Path
 
-from audiences.customerio_client import DEFAULT_CONCURRENCY, CustomerIOClient
+from audiences.customerio_client import DEFAULT_CONCURRENCY, DEFAULT_TRACK_REQUESTS_PER_SECOND, CustomerIOClient
 from audiences.customerio_sync import sync_people
 from audiences.field_mapping import load_mapping
 from audiences.mailchimp_client import MailchimpClient
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--site-id", help="Customer.io site id")
     parser.add_argument("--max-connections", type=int, default=10, help="Mailchimp: the resource's default")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="Customer.io: the default")
+    parser.add_argument(
+        "--rps", type=float, default=DEFAULT_TRACK_REQUESTS_PER_SECOND, help="Customer.io: the default pace"
+    )
     parser.add_argument("--change-fraction", type=float, default=0.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -78,7 +81,13 @@ def main(argv: list[str] | None = None) -> None:
             mc = MailchimpClient(args.key, api_base=args.url.rstrip("/") + "/3.0", max_connections=args.max_connections)
             result = sync_members(con, mc, args.audience or "", profiles, mapping, max_connections=args.max_connections)
         else:
-            cio = CustomerIOClient(args.site_id or "", args.key, base_url=args.url)
+            cio = CustomerIOClient(
+                args.site_id or "",
+                args.key,
+                base_url=args.url,
+                pool_size=args.concurrency,
+                requests_per_second=args.rps,
+            )
             result = sync_people(con, cio, profiles, mapping, concurrency=args.concurrency)
         seconds = time.monotonic() - started
     emit(
@@ -89,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             "profiles": len(profiles),
             "profiles_changed": changed,
             "seconds": round(seconds, 3),
+            "send_seconds": round(result.send_seconds, 3),
             **result.counts(),
             "planned": result.planned,
             "rejection_reasons": sorted({r.reason.split(":")[0] for r in result.rejections})[:10],
