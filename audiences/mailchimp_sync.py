@@ -216,10 +216,11 @@ def plan_members(plan: Plan) -> MemberPlan:
 
 
 def _batch_member(payload: dict[str, Any]) -> dict[str, Any]:
-    """A new contact for the batch endpoint: ``status`` (applied only because ``update_existing`` is false)
-    and its tags."""
+    """A new contact for the batch endpoint: ``status`` (applied only because ``update_existing`` is false),
+    its non-empty merge fields and its tags."""
     member = {"email_address": payload["email_address"], "status": payload["status_if_new"]}
-    member["merge_fields"] = payload["merge_fields"]
+    # an empty value only clears a field: a new member has none to clear
+    member["merge_fields"] = {tag: value for tag, value in payload["merge_fields"].items() if value != ""}
     if payload["tags"]:
         member["tags"] = payload["tags"]
     return member

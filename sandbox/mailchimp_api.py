@@ -117,6 +117,7 @@ _US_PHONE_RE = re.compile(r"^(\(\d{3}\) ?|\d{3}-)\d{3}-\d{4}$")
 _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$")
 
 
+_TLD_RE = re.compile(r"[a-z]{2,63}")
 _ISO_DAY_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
 _SLASH_DAY_RE = re.compile(r"^([0-9]{2})/([0-9]{2})/([0-9]{4})$")
 
@@ -163,7 +164,7 @@ def email_problem(email: str) -> str | None:
         return fake
     if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels):
         return fake
-    if not re.fullmatch(r"[a-z]{2,63}", labels[-1]) or labels[-1] in RESERVED_TLDS:
+    if not _TLD_RE.fullmatch(labels[-1]) or labels[-1] in RESERVED_TLDS:
         return fake
     if local.lower() in FAKE_EMAIL_LOCAL_PARTS or domain.lower() in FAKE_EMAIL_DOMAINS:
         return fake
@@ -240,12 +241,18 @@ class _Audience:
     tags: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # lower name -> (id, name, created)
     next_merge_id: int = 1
     _merge_index: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    _required: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
     def merge_index(self) -> dict[str, dict[str, Any]]:
         """Merge fields by tag."""
         if len(self._merge_index) != len(self.merge_fields):  # fields were added: index them again
             self._merge_index = {f["tag"]: f for f in self.merge_fields}
+            self._required = [f for f in self.merge_fields if f["required"]]
         return self._merge_index
+
+    def required_merge_fields(self) -> list[dict[str, Any]]:
+        self.merge_index()
+        return self._required
 
     def merge_field(self, tag: str) -> dict[str, Any] | None:
         return self.merge_index().get(tag)
@@ -674,15 +681,20 @@ class MailchimpStandIn(StandInServer):
             if mf is None:
                 errors.append({"field": tag, "message": f'Merge field "{tag}" does not exist on this audience'})
                 continue
+            kind, value_type = mf["type"], type(value)
+            if kind == "number" and (value_type is int or value_type is float):  # _check_merge_value's first
+                clean[tag] = int(value) if float(value).is_integer() else value  # cases, without the call
+                continue
+            if kind == "text" and value_type is str and len(value) <= MAX_TEXT_LENGTH:
+                clean[tag] = value
+                continue
             normalised, error = self._check_merge_value(mf, value)
             if error is not None:
                 errors.append({"field": tag, "message": error})
             else:
                 clean[tag] = normalised
         if not skip_required:
-            for mf in audience.merge_fields:
-                if not mf["required"]:
-                    continue
+            for mf in audience.required_merge_fields():
                 given = values.get(mf["tag"], None if is_new else "<unchanged>")
                 if given in (None, "") and (is_new or mf["tag"] in values):
                     errors.append({"field": mf["tag"], "message": "Please enter a value"})
@@ -809,9 +821,10 @@ class MailchimpStandIn(StandInServer):
         if not checked:
             for name in names:
                 self._check_tag_name(name, "tags")
+        if replace or not member.tags:  # a new member's tags: the names as the audience spells them, once each
+            member.tags = list(dict.fromkeys(audience.tag(name.strip())[1] for name in names))
+            return
         wanted = [audience.tag(name.strip())[1] for name in names]
-        if replace:
-            member.tags = []
         present = {t.lower() for t in member.tags}
         for name in wanted:
             if name.lower() not in present:

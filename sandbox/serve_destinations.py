@@ -18,6 +18,7 @@ Nothing in the project imports this module: it only wraps the stand-ins for a se
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import re
 import sys
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-stdin", action="store_true", help="do not stop when standard input closes")
     parser.add_argument("--cross-check", action="store_true", help="also run the reference validator on each body")
     args = parser.parse_args(argv)
+    # The stand-ins' state (members, people) only grows and holds no cycles: the cyclic collector's passes over it
+    # cost a fifth of their CPU and free nothing (short-lived benchmark processes).
+    gc.disable()
     for api in ("mailchimp", "customerio"):
         contract = load_contract(api)
         contract.cross_check = args.cross_check
