@@ -87,18 +87,8 @@ class MailchimpClient:
         """Calls repeated after a 429, a 5xx, a time-out or a reset (not counted in ``api_calls``)."""
         return retried(self.session)
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        body: bytes | None = None,
-        params: dict[str, Any] | None = None,
-    ) -> Any:
-        """One call; the JSON body is ``json`` (encoded here) or ``body`` (already encoded)."""
-        if json is not None:
-            body = json_bytes(json)
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        body = None if json is None else json_bytes(json)
         with self._lock:
             self._calls += 1
         response = self.session.request(
@@ -137,16 +127,11 @@ class MailchimpClient:
         """PUT a member by subscriber hash: creates it or updates it."""
         return self.request("PUT", f"/lists/{list_id}/members/{subscriber_hash(email)}", json=body)
 
-    @staticmethod
-    def batch_body(members: list[dict[str, Any]], *, update_existing: bool) -> bytes:
-        """The encoded body of a ``batch_members`` call (to encode it ahead of sending)."""
-        return json_bytes({"members": members, "update_existing": update_existing})
-
-    def batch_members(self, list_id: str, body: bytes) -> dict[str, Any]:
-        """``POST /lists/{id}`` with a :meth:`batch_body` of up to 500 members; per-member failures come back in
-        ``errors`` of a 200."""
+    def batch_members(self, list_id: str, members: list[dict[str, Any]], *, update_existing: bool) -> dict[str, Any]:
+        """``POST /lists/{id}``: up to 500 members; per-member failures come back in ``errors`` of a 200."""
+        body = {"members": members, "update_existing": update_existing}
         fields = "total_created,total_updated,error_count,errors"  # not the 500 member objects
-        return self.request("POST", f"/lists/{list_id}", body=body, params={"fields": fields})
+        return self.request("POST", f"/lists/{list_id}", json=body, params={"fields": fields})
 
     # -- tags, which the API also serves as static segments ----------------------------------------
     def static_segments(self, list_id: str) -> list[dict[str, Any]]:

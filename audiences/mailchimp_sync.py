@@ -235,9 +235,9 @@ def _create_in_batches(
     refused: dict[str, Rejection] = {}
 
     def send(chunk: list[str]) -> tuple[list[str], dict[str, Any] | None, Exception | None]:
+        members = [_batch_member(plan.to_send[k]) for k in chunk]
         try:
-            body = client.batch_body([_batch_member(plan.to_send[k]) for k in chunk], update_existing=False)
-            return chunk, client.batch_members(list_id, body), None
+            return chunk, client.batch_members(list_id, members, update_existing=False), None
         except Exception as exc:
             return chunk, None, exc
 

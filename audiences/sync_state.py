@@ -137,7 +137,8 @@ def plan_changes(
     }
     plan = Plan(rejected_before=rejected)
 
-    def consider(key: str, payload: dict[str, Any]) -> None:
+    def consider(key: str, payload: dict[str, Any]) -> str:
+        """File ``payload`` as unchanged, still refused or to send; returns its hash."""
         text = canonical_json(payload)
         digest = _digest(text)
         plan.hashes[key] = digest
@@ -147,6 +148,7 @@ def plan_changes(
             plan.still_rejected += 1
         else:
             plan.to_send[key], plan.texts[key] = payload, text
+        return digest
 
     for key, payload in payloads.items():
         consider(key, payload)
@@ -155,10 +157,8 @@ def plan_changes(
     previous = _stored_payloads(con, destination, [key for key in plan.to_send if key in pushed] + gone)
     if departed is not None:
         for key in gone:
-            payload = departed(key, previous.get(key, {}))
-            if payload_hash(payload) != pushed[key]:
+            if consider(key, departed(key, previous.get(key, {}))) != pushed[key]:
                 plan.departed += 1
-            consider(key, payload)
     plan.previous = {key: previous[key] for key in plan.to_send if key in previous}
     return plan
 

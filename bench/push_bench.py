@@ -141,8 +141,14 @@ def server_argv(args: argparse.Namespace) -> list[str]:
     return [PY, "-m", "sandbox.serve_destinations", "--latency", str(args.latency)]
 
 
-def cio_rates(args: argparse.Namespace) -> list[float]:
-    return [float(x) for x in str(args.cio_rps).split(",") if x.strip()]
+def cio_rates(setting: str) -> list[float]:
+    """``--cio-rps 25,100`` -> [25.0, 100.0]."""
+    return [float(x) for x in str(setting).split(",") if x.strip()]
+
+
+def push_configs(cio_rps: str) -> list[tuple[str, float | None]]:
+    """The pushes of a round: Mailchimp, then Customer.io once per rate."""
+    return [("mailchimp", None), *(("customerio", r) for r in cio_rates(cio_rps))]
 
 
 def push_key(destination: str, rate: float | None = None) -> str:
@@ -153,8 +159,7 @@ def one_round(args: argparse.Namespace, warehouse: Path, workdir: Path, i: int) 
     """Each destination (Customer.io once per configured rate) against fresh stand-ins: its first push of every
     profile, then the nightly push after ``--fraction`` changed; then the naive peers."""
     results: dict[str, Any] = {}
-    configs: list[tuple[str, float | None]] = [("mailchimp", None), *(("customerio", r) for r in cio_rates(args))]
-    for destination, rate in configs:
+    for destination, rate in push_configs(args.cio_rps):
         key = push_key(destination, rate)
         server = ServerProcess(server_argv(args), workdir / f"destinations-{key}-{i}.log", REPO)
         info = server.start()
@@ -228,8 +233,8 @@ def ceiling(results: dict[str, Any], destination: str, rate: float | None) -> fl
 def report(results: dict[str, Any]) -> str:
     s = results["settings"]
     rounds = results["rounds"]
-    rates = [float(x) for x in str(s["cio_rps"]).split(",") if x.strip()]
-    configs: list[tuple[str, float | None]] = [("mailchimp", None), *(("customerio", r) for r in rates)]
+    rates = cio_rates(s["cio_rps"])
+    configs = push_configs(s["cio_rps"])
     ops_per_request = MAX_REQUEST_BYTES // op_bytes(results)
     lines: list[str] = []
     add = lines.append

@@ -611,11 +611,6 @@ class MailchimpStandIn(StandInServer):
     def _check_merge_value(self, mf: dict[str, Any], value: Any) -> tuple[Any, str | None]:
         """(normalised value, error message or None) for one merge field value."""
         kind = mf["type"]
-        value_type = type(value)
-        if kind == "number" and (value_type is int or value_type is float):  # the common case, as below
-            return (int(value) if float(value).is_integer() else value), None
-        if kind == "text" and value_type is str and len(value) <= MAX_TEXT_LENGTH:
-            return value, None
         if value == "":
             return "", None
         if kind == "address":
