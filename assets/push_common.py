@@ -11,14 +11,14 @@ from pydantic import Field
 
 from assets.warehouse_models import warehouse_models
 from audiences.field_mapping import FieldMapping, load_mapping
-from audiences.profiles import Profile, load_profiles
+from audiences.profiles import ProfileSource
 from audiences.redact import mask_emails
 from audiences.sync_result import SyncResult
 from audiences.sync_state import record_run
 from orchestration.dbt_project import dbt_project
 from orchestration.resources import WarehouseResource
 
-Sync = Callable[[duckdb.DuckDBPyConnection, list[Profile], FieldMapping], SyncResult]
+Sync = Callable[[duckdb.DuckDBPyConnection, ProfileSource, FieldMapping], SyncResult]
 
 PROFILE_MODELS = [get_asset_key_for_model([warehouse_models], m) for m in ("customer_profiles", "customer_segments")]
 
@@ -77,12 +77,11 @@ def run_push(
     label: str,
     sync: Sync,
 ) -> dg.MaterializeResult:
-    """Load the profiles and the column mapping, run ``sync``, record the run, report it."""
+    """Run ``sync`` on the profiles of the warehouse with the column mapping, record the run, report it."""
     started = time.time()
     mapping = load_mapping(dbt_project.manifest_path)
     with warehouse.connect() as con:
-        profiles = load_profiles(con, limit=config.limit)
-        result = sync(con, profiles, mapping)
+        result = sync(con, ProfileSource(limit=config.limit), mapping)
         return report_push(context, con, result, started, label)
 
 

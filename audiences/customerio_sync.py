@@ -1,11 +1,13 @@
-"""Profiles -> Customer.io people, identified by Stripe customer id through ``/api/v2/batch``."""
+"""Profiles -> Customer.io people, identified by Stripe customer id through ``/api/v2/batch``.
+
+The payloads (attribute values as ``payload_sql`` converts them) and the ops are computed in the warehouse.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -19,42 +21,14 @@ from audiences.customerio_client import (
     pack_ops,
 )
 from audiences.field_mapping import FieldMapping
-from audiences.profiles import Profile
+from audiences.payload_sql import customerio_payload_sql
+from audiences.profiles import Profile, ProfileSource, stage_profiles
 from audiences.sync_result import SyncResult
 from audiences.sync_state import Rejection, plan_changes, record_outcome
 
 DESTINATION = "customerio"
 MAX_IDENTIFIER_BYTES = 150
 MAX_VALUE_BYTES = 1000
-
-
-def attribute_value(value: Any) -> Any:
-    """Customer.io wants plain JSON: dates as unix seconds (for date conditions), decimals as numbers.
-
-    ``None`` becomes ``""``, which removes the attribute at Customer.io instead of storing a null.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return int(value.timestamp())
-    if isinstance(value, dt.date):
-        return int(dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC).timestamp())
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
-
-
-def build_payloads(profiles: list[Profile], mapping: FieldMapping) -> dict[str, dict[str, Any]]:
-    payloads: dict[str, dict[str, Any]] = {}
-    for profile in profiles:
-        attributes = {
-            name: attribute_value(profile.fields.get(column)) for column, name in mapping.customerio_attributes.items()
-        }
-        if profile.email and profile.fields.get("has_valid_email", True):
-            attributes["email"] = profile.email
-        attributes["segments"] = sorted(profile.tags)
-        payloads[profile.customer_id] = {"id": profile.customer_id, "attributes": attributes}
-    return payloads
 
 
 def identify_op(payload: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +99,7 @@ def deliver(
 def sync_people(
     con: duckdb.DuckDBPyConnection,
     client: CustomerIOClient,
-    profiles: list[Profile],
+    profiles: ProfileSource | Sequence[Profile],
     mapping: FieldMapping,
     *,
     run_id: str | None = None,
@@ -134,22 +108,34 @@ def sync_people(
     concurrency: int = DEFAULT_CONCURRENCY,
     withdraw_departed: bool = True,
 ) -> SyncResult:
-    """Identify each changed person; ``withdraw_departed``: flag the people whose customer was deleted."""
+    """Identify each changed person; ``withdraw_departed``: flag the people whose customer was deleted.
+    ``profiles``: where they are in the warehouse (a list is staged there first)."""
     started = time.monotonic()
-    result = SyncResult(DESTINATION, dry_run=dry_run, considered=len(profiles))
-    payloads = build_payloads(profiles, mapping)
+    source = profiles if isinstance(profiles, ProfileSource) else stage_profiles(con, profiles)
+    result = SyncResult(DESTINATION, dry_run=dry_run, considered=source.count(con))
+    query = customerio_payload_sql(
+        source,
+        source.columns(con),
+        mapping,
+        max_identifier_bytes=MAX_IDENTIFIER_BYTES,
+        max_op_bytes=MAX_OP_BYTES,
+        max_value_bytes=MAX_VALUE_BYTES,
+    )
     departed = departed_payload if withdraw_departed else None
-    plan = plan_changes(con, DESTINATION, payloads, full_resync=full_resync, departed=departed)
+    plan = plan_changes(con, DESTINATION, query, full_resync=full_resync, departed=departed, extras=("op", "problem"))
     result.unchanged = plan.unchanged
     result.departed = plan.departed
     result.still_rejected = plan.still_rejected
-    keys = sorted(plan.to_send)
     encoded: list[bytes] = []
     sendable: list[str] = []
     rejections: list[Rejection] = []
-    for key in keys:
-        op = encode_op(identify_op(plan.to_send[key]))
-        problem = check_limits(key, op, plan.to_send[key])
+    for key in sorted(plan.to_send):
+        if key in plan.extras:  # the op and its limits, from the payload query
+            text, problem = plan.extras[key]
+            op = text.encode()
+        else:  # a departed person
+            op = encode_op(identify_op(plan.to_send[key]))
+            problem = check_limits(key, op, plan.to_send[key])
         if problem:
             rejections.append(Rejection(key, problem, True, plan.hashes[key]))
         else:

@@ -13,27 +13,26 @@ Rules (see ../shared/contracts/NOTES.md):
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from decimal import Decimal
 from typing import Any
 
 import duckdb
 
-from audiences.field_mapping import FieldMapping, MergeField
+from audiences.field_mapping import FieldMapping
 from audiences.mailchimp_client import MailchimpClient, MailchimpError, subscriber_hash, worker_pool
 from audiences.mailchimp_tags import TagChanges, apply_tag_changes
-from audiences.profiles import Profile
+from audiences.payload_sql import mailchimp_contacts_sql, mailchimp_payload_sql, non_ascii_email_keys
+from audiences.profiles import Profile, ProfileSource, stage_profiles
 from audiences.sync_result import SyncResult
 from audiences.sync_state import Plan, Rejection, payload_hash, plan_changes, record_outcome
+from audiences.warehouse import registered
 
 log = logging.getLogger(__name__)
 DESTINATION = "mailchimp"
-TEXT_MAX = 255
 
 
 def ensure_merge_fields(
@@ -75,83 +74,55 @@ def ensure_merge_fields(
     }
 
 
-def _strftime_pattern(date_format: str) -> str:
-    return date_format.upper().replace("YYYY", "%Y").replace("MM", "%m").replace("DD", "%d")
-
-
-def format_date(value: Any, date_format: str) -> str:
-    return _date_converter(_strftime_pattern(date_format))(value)
-
-
-def _date_converter(pattern: str) -> Callable[[Any], str]:
-    def convert(value: Any) -> str:
-        if value is None:
-            return ""
-        day = value.date() if isinstance(value, dt.datetime) else value
-        if not isinstance(day, dt.date):
-            day = dt.date.fromisoformat(str(value)[:10])
-        return day.strftime(pattern)
-
-    return convert
-
-
-def _number(value: Any) -> Any:
-    if value is None:
-        return ""
-    return float(value) if isinstance(value, Decimal | float) else value
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)[:TEXT_MAX]
-
-
-def merge_converter(field: MergeField, date_formats: dict[str, str]) -> Callable[[Any], Any]:
-    """The function turning a profile value into this merge field's value (picked once per run, not per value)."""
-    if field.type == "number":
-        return _number
-    if field.type == "date":
-        return _date_converter(_strftime_pattern(date_formats.get(field.tag, "YYYY-MM-DD")))
-    return _text
-
-
-def build_payloads(
-    profiles: list[Profile], mapping: FieldMapping, date_formats: dict[str, str]
-) -> tuple[dict[str, dict[str, Any]], list[Rejection]]:
-    """One payload per contact, keyed by subscriber hash; profiles that cannot be contacts are rejections.
-
-    Two customers with the same email (any case) are one contact: the one with the highest lifetime spend
-    (then the lowest customer id) wins; the others are recorded as rejections naming the winner.
-    """
-    payloads: dict[str, dict[str, Any]] = {}
-    owners: dict[str, Profile] = {}
+def contact_rejections(con: duckdb.DuckDBPyConnection, contacts: str) -> list[Rejection]:
+    """The profiles that are not contacts: no email, an invalid one, or the same email (any case) as a profile
+    that wins the contact (the highest lifetime spend, then the lowest customer id): recorded with the reason."""
+    rows = con.execute(
+        f"select customer_id, email, __valid, __key, __winner from {contacts} where not __valid or __rank > 1 "
+        "order by customer_id"
+    ).fetchall()
     rejections: list[Rejection] = []
-    converters = [(f.tag, f.column, merge_converter(f, date_formats)) for f in mapping.merge_fields]
-    ranked = sorted(profiles, key=lambda p: (-(p.fields.get("lifetime_spend") or 0), p.customer_id))
-    for profile in ranked:
-        email = profile.email
+    for customer_id, email, valid, key, winner in rows:
         if not email:
-            rejections.append(Rejection(profile.customer_id, "missing email", True, payload_hash({})))
-            continue
-        if not profile.fields.get("has_valid_email", True):
-            reason = "invalid email address"
-            rejections.append(Rejection(profile.customer_id, reason, True, payload_hash({"email": email})))
-            continue
-        key = subscriber_hash(email)
-        if key in owners:
-            winner = owners[key].customer_id
-            rejections.append(
-                Rejection(profile.customer_id, f"duplicate email: merged into contact of {winner}", True, key)
-            )
-            continue
-        owners[key] = profile
-        payloads[key] = {
-            "customer_id": profile.customer_id,
-            "email_address": email,
-            "status_if_new": "subscribed" if profile.fields.get("marketing_consent") else "transactional",
-            "merge_fields": {tag: convert(profile.fields.get(column)) for tag, column, convert in converters},
-            "tags": sorted(profile.tags),
-        }
-    return payloads, rejections
+            rejections.append(Rejection(customer_id, "missing email", True, payload_hash({})))
+        elif not valid:
+            rejections.append(Rejection(customer_id, "invalid email address", True, payload_hash({"email": email})))
+        else:
+            reason = f"duplicate email: merged into contact of {winner}"
+            rejections.append(Rejection(customer_id, reason, True, key))
+    return rejections
+
+
+def plan_contacts(
+    con: duckdb.DuckDBPyConnection,
+    source: ProfileSource,
+    mapping: FieldMapping,
+    date_formats: dict[str, str],
+    *,
+    full_resync: bool,
+    withdraw_departed: bool,
+) -> tuple[Plan, list[Rejection]]:
+    """The contacts' payloads, computed and compared with what was pushed in the warehouse; and the profiles
+    that cannot be contacts."""
+    columns = source.columns(con)
+    contacts = "_mailchimp_contacts"
+    with registered(con, "_email_keys", non_ascii_email_keys(con, source, subscriber_hash)):
+        con.execute(
+            f"create or replace temp table {contacts} as {mailchimp_contacts_sql(source, columns, '_email_keys')}"
+        )
+    try:
+        invalid = contact_rejections(con, contacts)
+        plan = plan_changes(
+            con,
+            DESTINATION,
+            mailchimp_payload_sql(contacts, columns, mapping, date_formats),
+            full_resync=full_resync,
+            departed=departed_payload if withdraw_departed else None,
+            extras=("member", "tag_count"),
+        )
+    finally:
+        con.execute(f"drop table if exists {contacts}")
+    return plan, invalid
 
 
 MEMBER_BATCH = 500  # POST /lists/{id}: at most 500 members per call
@@ -200,30 +171,24 @@ class MemberPlan:
 def plan_members(plan: Plan) -> MemberPlan:
     members = MemberPlan()
     for key in sorted(plan.to_send):
-        payload, previous = plan.to_send[key], plan.previous.get(key)
-        if "status_if_new" not in payload:  # departed: tags only
-            pass
-        elif previous is None:  # its tags go with it in the batch
+        previous = plan.previous.get(key)
+        if key not in plan.gone and previous is None:  # its tags go with it in the batch
             members.create.append(key)
-            members.create_tags += len(payload["tags"])
+            members.create_tags += _extra(plan, key)[1]
             continue
-        elif any(previous.get(k) != payload.get(k) for k in MEMBER_KEYS):
-            members.put.append(key)
+        payload, previous = plan.to_send[key], previous or {}
+        if key not in plan.gone and any(previous.get(k) != payload.get(k) for k in MEMBER_KEYS):
+            members.put.append(key)  # (a departed contact only loses its tags)
         wanted, before = set(payload["tags"]), set(previous.get("tags", []))
         if wanted - before or before - wanted:
             members.tags.set(key, payload["email_address"], wanted - before, before - wanted)
     return members
 
 
-def _batch_member(payload: dict[str, Any]) -> dict[str, Any]:
-    """A new contact for the batch endpoint: ``status`` (applied only because ``update_existing`` is false),
-    its non-empty merge fields and its tags."""
-    member = {"email_address": payload["email_address"], "status": payload["status_if_new"]}
-    # an empty value only clears a field: a new member has none to clear
-    member["merge_fields"] = {tag: value for tag, value in payload["merge_fields"].items() if value != ""}
-    if payload["tags"]:
-        member["tags"] = payload["tags"]
-    return member
+def _extra(plan: Plan, key: str) -> tuple[str, int]:
+    """(the batch endpoint's new member as JSON, its tag count), as the payload query made them: a new contact
+    with ``status`` (applied only because ``update_existing`` is false), its non-empty merge fields and tags."""
+    return plan.extras[key]  # type: ignore[return-value]
 
 
 def _create_in_batches(
@@ -235,7 +200,7 @@ def _create_in_batches(
     refused: dict[str, Rejection] = {}
 
     def send(chunk: list[str]) -> tuple[list[str], dict[str, Any] | None, Exception | None]:
-        members = [_batch_member(plan.to_send[k]) for k in chunk]
+        members = [_extra(plan, k)[0] for k in chunk]
         try:
             return chunk, client.batch_members(list_id, members, update_existing=False), None
         except Exception as exc:
@@ -295,7 +260,7 @@ def sync_members(
     con: duckdb.DuckDBPyConnection,
     client: MailchimpClient,
     list_id: str,
-    profiles: list[Profile],
+    profiles: ProfileSource | Sequence[Profile],
     mapping: FieldMapping,
     *,
     run_id: str | None = None,
@@ -305,14 +270,16 @@ def sync_members(
     withdraw_departed: bool = True,
 ) -> SyncResult:
     """Write each changed contact and its tags; ``withdraw_departed``: untag contacts no profile has any more
-    (off when only some profiles are given, e.g. a run config ``limit``)."""
+    (off when only some profiles are given, e.g. a run config ``limit``). ``profiles``: where they are in the
+    warehouse (a list is staged there first)."""
     started = time.monotonic()
-    result = SyncResult(DESTINATION, dry_run=dry_run, considered=len(profiles))
+    source = profiles if isinstance(profiles, ProfileSource) else stage_profiles(con, profiles)
+    result = SyncResult(DESTINATION, dry_run=dry_run, considered=source.count(con))
     client.get_audience(list_id)  # fails fast on a wrong audience id or key
     date_formats = ensure_merge_fields(client, list_id, mapping, create=not dry_run)
-    payloads, invalid = build_payloads(profiles, mapping, date_formats)
-    departed = departed_payload if withdraw_departed else None
-    plan = plan_changes(con, DESTINATION, payloads, full_resync=full_resync, departed=departed)
+    plan, invalid = plan_contacts(
+        con, source, mapping, date_formats, full_resync=full_resync, withdraw_departed=withdraw_departed
+    )
     new_invalid = [r for r in invalid if plan.is_new_rejection(r)]
     result.still_rejected = plan.still_rejected + len(invalid) - len(new_invalid)
     result.unchanged = plan.unchanged
@@ -341,7 +308,7 @@ def sync_members(
     for key in accepted:
         if key in created_now:
             result.created += 1
-        elif "status_if_new" in plan.to_send[key]:  # departed contacts are counted apart
+        elif key not in plan.gone:  # departed contacts are counted apart
             result.updated += 1
     rejections = new_invalid + [refused[k] for k in sorted(refused)]
     record_outcome(con, DESTINATION, plan, accepted, rejections, run_id)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 from audiences.warehouse import registered
@@ -74,6 +75,11 @@ def canonical_json(payload: Mapping[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two decoded JSON values are the same value: ``1`` and ``1.0`` or ``true`` are not."""
+    return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -90,89 +96,176 @@ class Rejection:
     payload_hash: str | None = None
 
 
+class _Payloads(Mapping[str, dict[str, Any]]):
+    """The payloads of a plan's records to send, parsed from their JSON text when first asked for."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        parsed = self._plan.parsed
+        if key not in parsed:
+            parsed[key] = orjson.loads(self._plan.texts[key])
+        return parsed[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._plan.texts)
+
+    def __len__(self) -> int:
+        return len(self._plan.texts)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._plan.texts
+
+
 @dataclass
 class Plan:
-    """What a run will send: new and changed records; what it skips and why."""
+    """What a run will send: new and changed records; what it skips and why.
 
-    to_send: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> payload
-    previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # key to send -> last accepted payload
-    hashes: dict[str, str] = field(default_factory=dict)
+    Only the records to send are held: their canonical JSON (``texts``), hash, last accepted payload and the
+    extra columns the payload query gave (``extras``); ``to_send`` parses a payload when it is asked for.
+    """
+
     texts: dict[str, str] = field(default_factory=dict)  # key to send -> canonical JSON of its payload
+    hashes: dict[str, str] = field(default_factory=dict)  # key to send -> hash of that text
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # key to send -> last accepted payload
+    extras: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # key to send -> the query's extra columns
+    gone: set[str] = field(default_factory=set)  # keys to send that no profile has any more (``departed``)
+    rehashed: list[tuple[str, str, str]] = field(default_factory=list)  # same payload, new text: (key, hash, text)
     unchanged: int = 0
     departed: int = 0  # records pushed before that no profile has any more, sent as ``departed(...)`` says
     still_rejected: int = 0  # same payload as a permanent rejection: not retried until it changes
     rejected_before: set[tuple[str, str]] = field(default_factory=set)  # (key, hash) of permanent rejections
+    parsed: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def to_send(self) -> Mapping[str, dict[str, Any]]:
+        return _Payloads(self)
+
+    def send(self, key: str, text: str, digest: str, payload: dict[str, Any] | None = None) -> None:
+        self.texts[key], self.hashes[key] = text, digest
+        if payload is not None:
+            self.parsed[key] = payload
 
     def is_new_rejection(self, rejection: Rejection) -> bool:
         """False when the same record was already refused for the same payload (record it once, not nightly)."""
         return (rejection.record_key, rejection.payload_hash or "") not in self.rejected_before
 
 
+PLAN_TABLE = "_sync_plan"
+
+
 def plan_changes(
     con: duckdb.DuckDBPyConnection,
     destination: str,
-    payloads: Mapping[str, dict[str, Any]],
+    payloads: Mapping[str, dict[str, Any]] | str,
     *,
     full_resync: bool = False,
     departed: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+    extras: Sequence[str] = (),
 ) -> Plan:
-    """Split ``payloads`` into what to send and what is unchanged or still refused.
+    """Split the payloads into what to send and what is unchanged or still refused, in the warehouse.
 
-    ``departed(key, last payload)``: for records pushed before whose key ``payloads`` no longer has, the
+    ``payloads``: key -> payload, or a query with the columns ``record_key``, ``payload`` (its canonical JSON
+    text) and ``extras`` (kept in ``Plan.extras`` for the records to send). A record is unchanged when its text
+    hashes as the last accepted one did, or when the texts differ but hold the same JSON value (the hash is then
+    rewritten, so a change of encoding resends nothing).
+
+    ``departed(key, last payload)``: for records pushed before whose key the payloads no longer have, the
     payload that withdraws what we set (e.g. segment tags); nothing is deleted at the destination. Without it,
     such records are left alone.
     """
     ensure_schema(con)
-    pushed: dict[str, str] = dict(
-        con.execute(
-            "select record_key, payload_hash from sync.pushed_records where destination = ?", [destination]
-        ).fetchall()
+    if isinstance(payloads, str):
+        return _plan(con, destination, payloads, {}, full_resync, departed, extras)
+    texts = {key: canonical_json(payload) for key, payload in payloads.items()}
+    table = pa.table(
+        {
+            "record_key": pa.array(list(texts), pa.string()),
+            "payload": pa.array(list(texts.values()), pa.string()),
+        }
     )
-    rejected: set[tuple[str, str]] = {
-        (key, digest)
-        for key, digest in con.execute(
-            "select record_key, payload_hash from sync.rejections where destination = ? and permanent",
-            [destination],
-        ).fetchall()
-    }
-    plan = Plan(rejected_before=rejected)
+    with registered(con, "_sync_payloads", table):
+        query = "select record_key, payload from _sync_payloads"
+        return _plan(con, destination, query, dict(payloads), full_resync, departed, extras)
 
-    def consider(key: str, payload: dict[str, Any]) -> str:
-        """File ``payload`` as unchanged, still refused or to send; returns its hash."""
+
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    destination: str,
+    query: str,
+    known: dict[str, dict[str, Any]],
+    full_resync: bool,
+    departed: Callable[[str, dict[str, Any]], dict[str, Any]] | None,
+    extras: Sequence[str],
+) -> Plan:
+    plan = Plan(
+        rejected_before={
+            (key, digest)
+            for key, digest in con.execute(
+                "select record_key, payload_hash from sync.rejections where destination = ? and permanent",
+                [destination],
+            ).fetchall()
+        }
+    )
+    con.execute(f"create or replace temp table {PLAN_TABLE} as {query}")
+    try:
+        total = int(con.execute(f"select count(*) from {PLAN_TABLE}").fetchone()[0])  # type: ignore[index]
+        extra_sql = "".join(f", p.{name}" for name in extras)
+        # unchanged: the same text as the last accepted payload (what its stored hash was taken of)
+        rows = con.execute(
+            f"""
+            select p.record_key, p.payload, s.payload::varchar{extra_sql}
+            from {PLAN_TABLE} p
+            left join (select record_key, payload from sync.pushed_records where destination = $destination) s
+                using (record_key)
+            where $full or s.payload is null or s.payload::varchar <> p.payload
+            """,
+            {"destination": destination, "full": full_resync},
+        ).fetchall()
+        gone = (
+            con.execute(
+                "select record_key, payload_hash, payload::varchar from sync.pushed_records s where destination = ? "
+                f"and not exists (select 1 from {PLAN_TABLE} p where p.record_key = s.record_key)",
+                [destination],
+            ).fetchall()
+            if departed is not None
+            else []
+        )
+    finally:
+        con.execute(f"drop table if exists {PLAN_TABLE}")
+    plan.unchanged = 0 if full_resync else total - len(rows)
+    for key, text, stored, *extra in rows:
+        digest = _digest(text)
+        if not full_resync and (key, digest) in plan.rejected_before:
+            plan.still_rejected += 1
+            continue
+        previous = orjson.loads(stored) if stored else None
+        if not full_resync and previous is not None and same_value(orjson.loads(text), previous):
+            plan.unchanged += 1  # the same value in another text (e.g. another encoder's escapes)
+            plan.rehashed.append((key, digest, text))
+            continue
+        plan.send(key, text, digest, known.get(key))
+        if previous is not None:
+            plan.previous[key] = previous
+        if extra:
+            plan.extras[key] = tuple(extra)
+    for key, pushed_hash, stored in gone:
+        previous = orjson.loads(stored) if stored else {}
+        payload = departed(key, previous)  # type: ignore[misc]
         text = canonical_json(payload)
         digest = _digest(text)
-        plan.hashes[key] = digest
-        if not full_resync and pushed.get(key) == digest:
+        if digest != pushed_hash:
+            plan.departed += 1
+        if not full_resync and digest == pushed_hash:
             plan.unchanged += 1
-        elif not full_resync and (key, digest) in rejected:
+        elif not full_resync and (key, digest) in plan.rejected_before:
             plan.still_rejected += 1
         else:
-            plan.to_send[key], plan.texts[key] = payload, text
-        return digest
-
-    for key, payload in payloads.items():
-        consider(key, payload)
-    gone = [key for key in pushed if key not in payloads] if departed is not None else []
-    # The last accepted payloads, read only for the records to send and the departed (a nightly run sends few).
-    previous = _stored_payloads(con, destination, [key for key in plan.to_send if key in pushed] + gone)
-    if departed is not None:
-        for key in gone:
-            if consider(key, departed(key, previous.get(key, {}))) != pushed[key]:
-                plan.departed += 1
-    plan.previous = {key: previous[key] for key in plan.to_send if key in previous}
+            plan.send(key, text, digest, payload)
+            plan.previous[key] = previous
+            plan.gone.add(key)
     return plan
-
-
-def _stored_payloads(con: duckdb.DuckDBPyConnection, destination: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-    if not keys:
-        return {}
-    with registered(con, "_wanted_keys", pa.table({"record_key": keys})):
-        rows = con.execute(
-            "select p.record_key, p.payload from sync.pushed_records p join _wanted_keys w using (record_key) "
-            "where p.destination = ?",
-            [destination],
-        ).fetchall()
-    return {key: json.loads(payload) if payload else {} for key, payload in rows}
 
 
 def record_accepted(
@@ -268,6 +361,6 @@ def record_outcome(
     run_id: str | None,
 ) -> None:
     """Store what the destination accepted (by key, from the plan) and what it refused."""
-    rows = [(key, plan.hashes[key], plan.texts.get(key) or plan.to_send[key]) for key in accepted]
-    record_accepted(con, destination, rows)
+    rows = [(key, plan.hashes[key], plan.texts[key]) for key in accepted]
+    record_accepted(con, destination, rows + plan.rehashed)
     record_rejections(con, destination, rejections, run_id)

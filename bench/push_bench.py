@@ -296,8 +296,8 @@ def report(results: dict[str, Any]) -> str:
     )
     add(
         "- profiles/s = profiles accepted / seconds. *Send phase*: from the first request to the last answer. "
-        "*Whole push*: the whole `sync_members` / `sync_people` call, which also reads the stored state, builds and "
-        "hashes the payloads and records what was accepted (the profiles are read from the warehouse before)."
+        "*Whole push*: the whole `sync_members` / `sync_people` call, which also reads the profiles, computes and "
+        "compares the payloads in the warehouse, sets up the audience and records what was accepted."
     )
     add(
         f"- Naive peers: one official-SDK call per person in a plain loop (`bench/push_naive.py`: "

@@ -1,12 +1,19 @@
+"""Mailchimp payloads as the warehouse computes them (``payload_sql``), and how they become API calls."""
+
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
+from typing import Any
+
+import duckdb
 
 from audiences.field_mapping import FieldMapping, MergeField
 from audiences.mailchimp_client import subscriber_hash
-from audiences.mailchimp_sync import build_payloads, format_date
-from audiences.profiles import Profile
+from audiences.mailchimp_sync import plan_contacts
+from audiences.profiles import Profile, stage_profiles
+from audiences.sync_state import Rejection, canonical_json, payload_hash, record_accepted
 
 MAPPING = FieldMapping(
     merge_fields=(
@@ -18,23 +25,39 @@ MAPPING = FieldMapping(
 )
 
 
-def profile(cid: str, email: str | None, spend: str = "0", consent: bool = False, valid: bool = True) -> Profile:
+def profile(
+    cid: str,
+    email: str | None,
+    spend: str = "0",
+    consent: bool = False,
+    valid: bool = True,
+    last: dt.datetime | None = dt.datetime(2026, 3, 4, 15, 0, tzinfo=dt.UTC),
+    segment: str | None = "low",
+) -> Profile:
     fields = {
         "customer_id": cid,
         "email": email,
         "has_valid_email": valid,
         "lifetime_spend": Decimal(spend),
-        "last_purchase_at": dt.datetime(2026, 3, 4, 15, 0, tzinfo=dt.UTC),
-        "spend_segment": "low",
+        "last_purchase_at": last,
+        "spend_segment": segment,
         "marketing_consent": consent,
     }
-    return Profile(cid, fields, ["spend:low"])
+    return Profile(cid, fields, ["spend:low"] if segment else [])
+
+
+def build(
+    profiles: list[Profile], date_formats: dict[str, str] | None = None, con: duckdb.DuckDBPyConnection | None = None
+) -> tuple[dict[str, dict[str, Any]], list[Rejection], Any]:
+    con = con or duckdb.connect()
+    plan, rejections = plan_contacts(
+        con, stage_profiles(con, profiles), MAPPING, date_formats or {}, full_resync=False, withdraw_departed=False
+    )
+    return dict(plan.to_send), rejections, plan
 
 
 def test_status_if_new_follows_consent_and_status_is_never_sent() -> None:
-    payloads, rejections = build_payloads(
-        [profile("cus_a", "a@gmail.com", consent=True), profile("cus_b", "b@gmail.com")], MAPPING, {}
-    )
+    payloads, rejections, _ = build([profile("cus_a", "a@gmail.com", consent=True), profile("cus_b", "b@gmail.com")])
     assert rejections == []
     by_email = {p["email_address"]: p for p in payloads.values()}
     assert by_email["a@gmail.com"]["status_if_new"] == "subscribed"
@@ -43,16 +66,57 @@ def test_status_if_new_follows_consent_and_status_is_never_sent() -> None:
 
 
 def test_key_is_md5_of_lowercased_email_and_values_are_typed() -> None:
-    payloads, _ = build_payloads([profile("cus_a", "a@gmail.com", spend="12.50")], MAPPING, {"LASTPURCH": "MM/DD/YYYY"})
-    key = subscriber_hash("A@Gmail.com ")
+    payloads, _, _ = build([profile("cus_a", " A@Gmail.com\t", spend="12.50")], {"LASTPURCH": "MM/DD/YYYY"})
+    key = subscriber_hash("a@gmail.com")
     assert list(payloads) == [key]
     assert payloads[key]["merge_fields"] == {"LTV": 12.5, "LASTPURCH": "03/04/2026", "SPENDSEG": "low"}
     assert payloads[key]["tags"] == ["spend:low"]
 
 
+def test_non_ascii_addresses_get_pythons_subscriber_hash() -> None:
+    emails = ["ÉLODIE@exemple.fr", "\u00a0zoë@gmail.com\u2003", "İstanbul@örnek.com.tr"]
+    payloads, _, _ = build([profile(f"cus_{i}", e) for i, e in enumerate(emails)])
+    assert sorted(payloads) == sorted(subscriber_hash(e) for e in emails)
+
+
+def test_payload_text_is_the_canonical_json_the_hashes_were_taken_of() -> None:
+    """For ASCII data the warehouse writes exactly the text Python's canonical_json wrote before: an upgrade
+    finds every stored hash equal and resends nothing."""
+    _, _, plan = build([profile("cus_a", "a@gmail.com", spend="12.50"), profile("cus_b", "b@gmail.com", last=None)])
+    for key, text in plan.texts.items():
+        assert text == canonical_json(json.loads(text))
+        assert plan.hashes[key] == payload_hash(json.loads(text))
+
+
+def test_a_stored_payload_in_another_encoding_is_unchanged_and_rehashed() -> None:
+    con = duckdb.connect()
+    people = [profile("cus_a", "zoë@gmail.com", segment="très bien")]
+    _, _, plan = build(people, con=con)
+    (key,) = plan.texts
+    old_text = canonical_json(plan.to_send[key])  # Python's escapes: "zo\u00eb"
+    assert old_text != plan.texts[key]
+    record_accepted(con, "mailchimp", [(key, payload_hash(plan.to_send[key]), old_text)])
+    payloads, _, again = build(people, con=con)
+    assert payloads == {} and again.unchanged == 1
+    assert [(k, h) for k, h, _ in again.rehashed] == [(key, plan.hashes[key])]
+
+
+def test_new_member_leaves_out_empty_merge_values_and_an_empty_tag_list() -> None:
+    _, _, plan = build([profile("cus_a", "a@gmail.com", last=None, segment=None)])
+    (key,) = plan.texts
+    member, tag_count = plan.extras[key]
+    assert json.loads(member) == {
+        "email_address": "a@gmail.com",
+        "status": "transactional",
+        "merge_fields": {"LTV": 0.0},
+    }
+    assert tag_count == 0
+    assert plan.to_send[key]["merge_fields"] == {"LTV": 0.0, "LASTPURCH": "", "SPENDSEG": ""}  # "" clears
+
+
 def test_missing_and_invalid_emails_are_rejected_with_reasons() -> None:
-    payloads, rejections = build_payloads(
-        [profile("cus_a", None), profile("cus_b", "nope", valid=False), profile("cus_c", "c@gmail.com")], MAPPING, {}
+    payloads, rejections, _ = build(
+        [profile("cus_a", None), profile("cus_b", "nope", valid=False), profile("cus_c", "c@gmail.com")]
     )
     assert len(payloads) == 1
     assert {(r.record_key, r.reason, r.permanent) for r in rejections} == {
@@ -62,8 +126,8 @@ def test_missing_and_invalid_emails_are_rejected_with_reasons() -> None:
 
 
 def test_same_email_in_any_case_is_one_contact_the_biggest_spender_wins() -> None:
-    payloads, rejections = build_payloads(
-        [profile("cus_a", "x@gmail.com", spend="10"), profile("cus_b", "X@gmail.com", spend="99")], MAPPING, {}
+    payloads, rejections, _ = build(
+        [profile("cus_a", "x@gmail.com", spend="10"), profile("cus_b", "X@gmail.com", spend="99")]
     )
     assert [p["customer_id"] for p in payloads.values()] == ["cus_b"]
     assert [(r.record_key, r.reason) for r in rejections] == [
@@ -71,11 +135,11 @@ def test_same_email_in_any_case_is_one_contact_the_biggest_spender_wins() -> Non
     ]
 
 
-def test_date_formats() -> None:
-    day = dt.date(2026, 1, 31)
-    assert format_date(day, "YYYY-MM-DD") == "2026-01-31"
-    assert format_date(day, "DD/MM/YYYY") == "31/01/2026"
-    assert format_date(None, "YYYY-MM-DD") == ""
+def test_date_formats_and_utc_days() -> None:
+    late = dt.datetime(2026, 1, 31, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))  # Feb 1st in UTC
+    for date_format, expected in (("YYYY-MM-DD", "2026-02-01"), ("DD/MM/YYYY", "01/02/2026")):
+        payloads, _, _ = build([profile("cus_a", "a@gmail.com", last=late)], {"LASTPURCH": date_format})
+        assert [p["merge_fields"]["LASTPURCH"] for p in payloads.values()] == [expected]
 
 
 def test_plan_members_batches_new_contacts_puts_changed_ones_and_moves_tags_apart() -> None:
@@ -91,19 +155,21 @@ def test_plan_members_batches_new_contacts_puts_changed_ones_and_moves_tags_apar
             "tags": tags,
         }
 
-    plan = Plan(
-        to_send={
-            "new": payload("new@gmail.com", 1, ["spend:low"]),
-            "ltv": payload("ltv@gmail.com", 2, ["spend:low"]),
-            "tag": payload("tag@gmail.com", 3, ["spend:high"]),
-            "gone": {"customer_id": "c", "email_address": "gone@gmail.com", "tags": []},
-        },
-        previous={
-            "ltv": payload("ltv@gmail.com", 1, ["spend:low"]),
-            "tag": payload("tag@gmail.com", 3, ["spend:low"]),
-            "gone": payload("gone@gmail.com", 3, ["spend:low", "rfm:lost"]),
-        },
-    )
+    plan = Plan()
+    for key, value in {
+        "new": payload("new@gmail.com", 1, ["spend:low"]),
+        "ltv": payload("ltv@gmail.com", 2, ["spend:low"]),
+        "tag": payload("tag@gmail.com", 3, ["spend:high"]),
+        "gone": {"customer_id": "c", "email_address": "gone@gmail.com", "tags": []},
+    }.items():
+        plan.send(key, canonical_json(value), payload_hash(value), value)
+    plan.extras["new"] = ('{"email_address":"new@gmail.com"}', 1)
+    plan.gone.add("gone")
+    plan.previous = {
+        "ltv": payload("ltv@gmail.com", 1, ["spend:low"]),
+        "tag": payload("tag@gmail.com", 3, ["spend:low"]),
+        "gone": payload("gone@gmail.com", 3, ["spend:low", "rfm:lost"]),
+    }
     members = plan_members(plan)
     assert members.create == ["new"] and members.put == ["ltv"]  # tag-only and departed: no member write
     assert sorted(members.tags.add["spend:high"]) == ["tag@gmail.com"]

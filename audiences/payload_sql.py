@@ -1,0 +1,265 @@
+"""The SQL that turns the profile marts into destination payloads, inside the warehouse.
+
+Each destination's payloads are computed by one query over the profiles: values converted for the destination,
+the canonical JSON text of each payload (sorted keys, no spaces) and, for Customer.io, the operation to send.
+The warehouse then compares them with what was pushed before (``sync_state.plan_changes``), so Python only
+ever holds the records that are sent: a nightly run where 1% changed reads 1% of the profiles.
+
+The query is generated from the column mapping (``field_mapping``) and the columns' types, so a column added
+to a destination in the dbt yml needs no code here. Value rules (the same for every type a column can have):
+
+- Mailchimp merge fields: ``number`` as a JSON number (decimals as floats), ``date`` in the audience's date
+  format (timestamps by their UTC date), ``text`` as text cut to 255 characters; NULL as ``""``.
+- Customer.io attributes: timestamps and dates as unix seconds (dates at midnight UTC), decimals as floats,
+  everything else as it is; NULL as ``""``, which removes the attribute instead of storing a null.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+
+import duckdb
+import pyarrow as pa
+
+from audiences.field_mapping import FieldMapping
+from audiences.profiles import ProfileSource
+
+EMPTY = "'\"\"'"  # the JSON text of ""
+TEXT_MAX = 255
+# str.strip()'s whitespace in ASCII, so the key of an ASCII address is computed as subscriber_hash computes it
+_ASCII_SPACE = "||".join(f"chr({c})" for c in (*range(9, 14), *range(28, 33)))
+FLOAT_TYPES = ("DECIMAL", "DOUBLE", "FLOAT", "REAL")
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _is_float(kind: str) -> bool:
+    return kind.startswith(FLOAT_TYPES)
+
+
+def _is_null(kind: str) -> bool:
+    return kind.strip('"') == "NULL"
+
+
+def json_text(expr: str) -> str:
+    """The JSON text of a SQL value; NULL -> ``""``."""
+    return f"coalesce(to_json({expr})::varchar, {EMPTY})"
+
+
+def merge_value(column: str, kind: str, field_type: str, date_pattern: str) -> str:
+    """A merge field's value as JSON text (NULL -> "")."""
+    col = ident(column)
+    if _is_null(kind):
+        return EMPTY
+    if field_type == "number":
+        return json_text(f"{col}::double" if _is_float(kind) else col)
+    if field_type == "date":
+        if kind == "TIMESTAMP WITH TIME ZONE":
+            day = f"timezone('UTC', {col})"
+        elif kind.startswith("TIMESTAMP") or kind == "DATE":
+            day = col
+        else:  # text holding an ISO date
+            day = f"cast(left(cast({col} as varchar), 10) as date)"
+        return json_text(f"strftime({day}, {literal(date_pattern)})")
+    return json_text(f"left(cast({col} as varchar), {TEXT_MAX})")
+
+
+def attribute_value(column: str, kind: str) -> str:
+    """A Customer.io attribute's value as JSON text (NULL -> "", which removes the attribute)."""
+    col = ident(column)
+    if _is_null(kind):
+        return EMPTY
+    if kind.startswith("TIMESTAMP"):
+        return json_text(f"trunc(epoch({col}))::bigint")
+    if kind == "DATE":
+        return json_text(f"epoch({col}::timestamp)::bigint")
+    if _is_float(kind):
+        return json_text(f"{col}::double")
+    return json_text(col)
+
+
+def _key(name: str) -> str:
+    return json.dumps(name, ensure_ascii=False)
+
+
+def json_object(entries: Mapping[str, str], optional: Mapping[str, str] | None = None) -> str:
+    """SQL for the JSON text of an object with sorted keys (so the text is canonical) from JSON-text
+    expressions; an ``optional`` entry ``key: condition`` is written only where its condition holds."""
+    optional = optional or {}
+    if not entries:
+        return "'{}'"
+    parts = []  # each `,"key":value`; the first comma is cut, whichever entry comes first
+    for key, value in sorted(entries.items()):
+        label = literal("," + _key(key) + ":")
+        if key in optional:
+            parts.append(f"case when {optional[key]} then concat({label}, {value}) else '' end")
+        else:
+            parts += [label, value]
+    # one concat: a chain of || would copy the text again for each part
+    return "concat('{', substr(concat(" + ", ".join(parts) + "), 2), '}')"
+
+
+def valid_email(columns: Mapping[str, str], table: str = "p") -> str:
+    """An address we may send: present and, when the mart says, valid (a NULL verdict is not valid)."""
+    present = f"({table}.email is not null and {table}.email <> '')"
+    if "has_valid_email" in columns:
+        return f"({present} and coalesce({table}.has_valid_email, false))"
+    return present
+
+
+# -- Mailchimp -------------------------------------------------------------------------------------------
+
+
+def non_ascii_email_keys(
+    con: duckdb.DuckDBPyConnection, source: ProfileSource, subscriber_hash: Callable[[str], str]
+) -> pa.Table:
+    """``(email, key)`` for the addresses with non-ASCII characters, hashed by ``subscriber_hash`` (Python's
+    Unicode case and space rules); ASCII addresses are hashed in SQL, by the same rules."""
+    emails = [
+        row[0]
+        for row in con.execute(
+            f"select distinct email from ({source.select()}) where email is not null and strlen(email) <> length(email)"
+        ).fetchall()
+    ]
+    keys = [subscriber_hash(e) for e in emails]
+    return pa.table({"email": pa.array(emails, pa.string()), "key": pa.array(keys, pa.string())})
+
+
+def mailchimp_contacts_sql(source: ProfileSource, columns: Mapping[str, str], email_keys: str) -> str:
+    """Every profile with its contact key (md5 of the trimmed, lowercased address), whether it may be a contact,
+    and its rank among the profiles of the same address: the highest lifetime spend, then the lowest id, wins."""
+    spend = "coalesce(lifetime_spend, 0)" if "lifetime_spend" in columns else "0"
+    return f"""
+        with p as ({source.select()}),
+        keyed as (
+            select p.*, {valid_email(columns)} as __valid,
+                coalesce(k.key, md5(lower(trim(p.email, {_ASCII_SPACE})))) as __key
+            from p left join {email_keys} k on k.email = p.email
+        )
+        select *,
+            case when __valid then row_number() over (
+                partition by __valid, __key order by {spend} desc, customer_id) end as __rank,
+            case when __valid then first_value(customer_id) over (
+                partition by __valid, __key order by {spend} desc, customer_id) end as __winner
+        from keyed
+    """
+
+
+def mailchimp_payload_sql(
+    contacts: str, columns: Mapping[str, str], mapping: FieldMapping, date_formats: Mapping[str, str]
+) -> str:
+    """record_key, payload (canonical JSON), member (the batch endpoint's new member: ``status``, non-empty merge
+    fields, tags when there are some) and tag_count, one row per contact."""
+    merge = {
+        f.tag: merge_value(
+            f.column, columns.get(f.column, '"NULL"'), f.type, strftime_pattern(date_formats.get(f.tag, "YYYY-MM-DD"))
+        )
+        for f in mapping.merge_fields
+    }
+    names = {tag: f"__m{i}" for i, tag in enumerate(merge)}  # each value computed once
+    values = "".join(f", {value} as {names[tag]}" for tag, value in merge.items())
+    consent = "coalesce(marketing_consent::boolean, false)" if "marketing_consent" in columns else "false"
+    status = f"case when {consent} then 'subscribed' else 'transactional' end"
+    merge_fields = {tag: name for tag, name in names.items()}
+    common = {"email_address": "to_json(email)::varchar", "tags": "to_json(__tags)::varchar"}
+    payload = json_object(
+        {
+            **common,
+            "customer_id": "to_json(customer_id)::varchar",
+            "status_if_new": f"to_json({status})::varchar",
+            "merge_fields": json_object(merge_fields),
+        }
+    )
+    member = json_object(
+        {
+            **common,
+            "status": f"to_json({status})::varchar",
+            # an empty value only clears a field: a new member has none to clear
+            "merge_fields": json_object(merge_fields, {tag: f"{name} <> {EMPTY}" for tag, name in names.items()}),
+        },
+        {"tags": "len(__tags) > 0"},
+    )
+    return f"""
+        select __key as record_key, {payload} as payload, {member} as member, len(__tags) as tag_count
+        from (select *{values} from {contacts} where __rank = 1)
+    """
+
+
+def strftime_pattern(date_format: str) -> str:
+    return date_format.upper().replace("YYYY", "%Y").replace("MM", "%m").replace("DD", "%d")
+
+
+# -- Customer.io -----------------------------------------------------------------------------------------
+
+
+def customerio_payload_sql(
+    source: ProfileSource,
+    columns: Mapping[str, str],
+    mapping: FieldMapping,
+    *,
+    max_identifier_bytes: int,
+    max_op_bytes: int,
+    max_value_bytes: int,
+) -> str:
+    """record_key (the customer id), payload (canonical JSON: ``{attributes, id}``), op (the ``identify``
+    operation, as sent) and problem (why Customer.io would refuse the op; NULL when it fits)."""
+    attributes = {
+        name: attribute_value(column, columns.get(column, '"NULL"'))
+        for column, name in mapping.customerio_attributes.items()
+    }
+    entries = {**attributes, "email": "to_json(email)::varchar", "segments": "to_json(__tags)::varchar"}
+    optional = {"email": "__valid"}
+    checks: list[tuple[str, str]] = []  # (condition, reason), in the order the attributes are written
+    for column, name in mapping.customerio_attributes.items():
+        if name in ("email", "segments"):
+            continue
+        checks.append((_too_long(column, columns.get(column, ""), max_value_bytes), name))
+    checks += [
+        (f"(__valid and strlen(email) > {max_value_bytes})", "email"),
+        (f"strlen(to_json(__tags)::varchar) > {max_value_bytes}", "segments"),
+    ]
+    attribute_problems = " ".join(
+        f"when {condition} then {literal(f'attribute {name} longer than {max_value_bytes} bytes')}"
+        for condition, name in checks
+    )
+    too_big = f" bytes exceeds the {max_op_bytes}-byte limit"
+    return f"""
+        with p as (select *, {valid_email(columns, "s")} as __valid from ({source.select()}) s),
+        a as (
+            select customer_id, to_json(customer_id)::varchar as id, {json_object(entries, optional)} as attributes,
+                case {attribute_problems} end as attribute_problem
+            from p
+        ),
+        o as (
+            select customer_id, id, attribute_problem, attributes,
+                '{{"type":"person","identifiers":{{"id":' || id || '}},"action":"identify","attributes":'
+                    || attributes || '}}' as op
+            from a
+        )
+        select customer_id as record_key, '{{"attributes":' || attributes || ',"id":' || id || '}}' as payload, op,
+            case
+                when strlen(customer_id) > {max_identifier_bytes}
+                    then {literal(f"identifier longer than {max_identifier_bytes} bytes")}
+                when strlen(op) >= {max_op_bytes}
+                    then 'operation of ' || strlen(op) || {literal(too_big)}
+                else attribute_problem
+            end as problem
+        from o
+    """
+
+
+def _too_long(column: str, kind: str, limit: int) -> str:
+    """Whether the column's value is past Customer.io's value limit: strings by their UTF-8 bytes, other values
+    by their compact JSON (as the stand-in and the API measure them)."""
+    if not kind or _is_null(kind):
+        return "false"
+    if kind.startswith("VARCHAR"):
+        return f"coalesce(strlen({ident(column)}) > {limit}, false)"
+    return f"coalesce(strlen(to_json({ident(column)})::varchar) > {limit}, false)"
