@@ -52,6 +52,9 @@ test: lint
 	$(RUN) pytest
 
 JOB ?= nightly_sync
+# The Dagster instance (run history, schedules, the run queue and its pool limits) lives in dagster_home/.
+run dev: export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+
 run: setup manifest
 	$(RUN) dagster job execute -m orchestration.definitions -j $(JOB)
 

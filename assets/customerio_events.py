@@ -9,6 +9,7 @@ from pydantic import Field
 from assets.push_common import report_push, skipped
 from assets.warehouse_models import warehouse_models
 from audiences.customerio_events import CAMPAIGN_WINDOW_HOURS, forward_events
+from orchestration.policies import FRESHNESS, OWNERS, WAREHOUSE_POOL
 from orchestration.resources import CustomerIOResource, WarehouseResource
 
 
@@ -27,7 +28,10 @@ class EventsConfig(dg.Config):
     key=["customerio", "person_events"],
     deps=[get_asset_key_for_model([warehouse_models], "marketing_events"), dg.AssetKey(["customerio", "people"])],
     group_name="customerio",
-    kinds={"customerio"},
+    kinds={"customerio", "duckdb"},
+    owners=OWNERS["customerio"],
+    freshness_policy=FRESHNESS,
+    pool=WAREHOUSE_POOL,
     description=(
         "Stripe events worth a journey (customer created, subscription created or canceled, payment or invoice "
         "payment failed, dispute created, checkout completed) as events of the person, each sent once."

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.push_common import PROFILE_MODELS, PushConfig, run_push, skipped
 from audiences.customerio_sync import sync_people
+from orchestration.policies import FRESHNESS, OWNERS, WAREHOUSE_POOL
 from orchestration.resources import CustomerIOResource, WarehouseResource
 
 
@@ -11,7 +12,10 @@ from orchestration.resources import CustomerIOResource, WarehouseResource
     key=["customerio", "people"],
     deps=PROFILE_MODELS,
     group_name="customerio",
-    kinds={"customerio"},
+    kinds={"customerio", "duckdb"},
+    owners=OWNERS["customerio"],
+    freshness_policy=FRESHNESS,
+    pool=WAREHOUSE_POOL,
     description="People identified by Stripe customer id, with email, profile attributes and segments.",
 )
 def customerio_people(

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.push_common import PROFILE_MODELS, PushConfig, run_push, skipped
 from audiences.mailchimp_sync import sync_members
+from orchestration.policies import FRESHNESS, OWNERS, WAREHOUSE_POOL
 from orchestration.resources import MailchimpResource, WarehouseResource
 
 
@@ -11,7 +12,10 @@ from orchestration.resources import MailchimpResource, WarehouseResource
     key=["mailchimp", "audience_members"],
     deps=PROFILE_MODELS,
     group_name="mailchimp",
-    kinds={"mailchimp"},
+    kinds={"mailchimp", "duckdb"},
+    owners=OWNERS["mailchimp"],
+    freshness_policy=FRESHNESS,
+    pool=WAREHOUSE_POOL,
     description=(
         "Audience members (one per distinct email) with merge fields and segment tags. New members are "
         "subscribed only with marketing consent, otherwise transactional; existing members keep their status."

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from audiences.stripe_extract import DEFAULT_MEMORY_LIMIT, extract
 from audiences.stripe_streams import STREAMS, STREAMS_BY_NAME
+from orchestration.policies import OWNERS, WAREHOUSE_POOL
 from orchestration.resources import StripeResource, WarehouseResource
 
 
@@ -37,12 +38,14 @@ def stripe_asset_key(stream_name: str) -> dg.AssetKey:
             description=f"{stream.description} Table `{stream.table}`.",
             group_name="stripe",
             kinds={"stripe", "duckdb"},
+            owners=OWNERS["stripe"],
             skippable=True,
         )
         for stream in STREAMS
     ],
     can_subset=True,
     name="stripe_extract",
+    pool=WAREHOUSE_POOL,
 )
 def stripe_extract(
     context: dg.AssetExecutionContext,

@@ -5,18 +5,21 @@ do not run: nothing is pushed from models that failed their tests.
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from assets.model_metadata import previous_row_count, with_model_metadata
 from orchestration.dbt_project import dbt_project
+from orchestration.policies import FRESHNESS, OWNERS, WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource
 
 
 class WarehouseTranslator(DagsterDbtTranslator):
-    """dbt sources map to the Stripe extract assets; every model lives in the `warehouse` group."""
+    """dbt sources map to the Stripe extract assets; every model lives in the `warehouse` group, owned by the
+    analytics engineers unless its meta says otherwise; the marts are overdue after 36 hours."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -26,12 +29,50 @@ class WarehouseTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return "warehouse"
 
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
+        return super().get_owners(dbt_resource_props) or OWNERS["warehouse"]
 
-translator = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] == "model" and "marts" in props.get("fqn", []):
+            spec = spec.replace_attributes(freshness_policy=FRESHNESS)
+        return spec
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator)
+translator = WarehouseTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_code_references=True)
+)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator, pool=WAREHOUSE_POOL
+)
 def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     # The dbt profile reads WAREHOUSE_PATH; dbt runs in dbt_project/, so hand it an absolute path.
     os.environ["WAREHOUSE_PATH"] = warehouse.absolute_path
-    yield from dbt.cli(["build"], context=context).stream()
+    with warehouse.connect():  # another process holding the file: a clear message rather than dbt's
+        pass
+    invocation = dbt.cli(["build"], context=context)
+    nodes = invocation.manifest["nodes"]
+    previous = {
+        node["unique_id"]: previous_row_count(context.instance, key)
+        for key in context.selected_asset_keys
+        for node in [nodes.get(translator_unique_id(context, key))]
+        if node is not None
+    }
+    events, failure = [], None
+    try:
+        events.extend(invocation.stream())
+    except Exception as error:  # a failing test or model: report what was built, then fail the step
+        failure = error
+    with warehouse.connect(read_only=True) as con:
+        yield from with_model_metadata(events, nodes, con, previous)
+    if failure is not None:
+        raise failure
+
+
+def translator_unique_id(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str | None:
+    """The dbt unique id of a selected asset (``None`` for what is not a dbt node)."""
+    props = context.assets_def.metadata_by_key.get(key, {}).get("dagster_dbt/unique_id")  # type: ignore[union-attr]
+    return str(props) if props else None

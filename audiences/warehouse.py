@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,23 +18,52 @@ def resolve_path(path: str | os.PathLike[str]) -> Path:
     return Path(path).expanduser().resolve()
 
 
+class WarehouseBusyError(RuntimeError):
+    """Another process has the warehouse open: DuckDB allows one writing process (or several readers)."""
+
+
+def busy_message(target: Path, error: duckdb.Error) -> str:
+    holder = _LOCK_HOLDER.search(str(error))
+    return (
+        f"The warehouse {target} is open in another process{f' ({holder.group(1)})' if holder else ''}, and DuckDB "
+        "allows one writing process. Runs of this project wait for each other (every asset is in the "
+        "`duckdb_warehouse` pool, limited to one run at a time in dagster_home/dagster.yaml), so the other process "
+        "is outside them: a second Dagster instance, a `dagster job execute` from a shell, a notebook or a SQL "
+        "client holding the file. Close it or let it finish, then launch the run again."
+    )
+
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in .*?\((PID \d+)\)")
+
+
+def _open(target: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(target), read_only=read_only)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise WarehouseBusyError(busy_message(target, error)) from None
+        raise
+
+
 @contextmanager
 def connect(path: str | os.PathLike[str], *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, creating its folder and file (readable by the owner only) when missing."""
+    """Open the warehouse, creating its folder and file (readable by the owner only) when missing.
+
+    Raises :class:`WarehouseBusyError`, saying what to do, when another process holds the file."""
     target = resolve_path(path)
     if not read_only:
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             old_umask = os.umask(0o077)
             try:
-                con = duckdb.connect(str(target))
+                con = _open(target, read_only=False)
             finally:
                 os.umask(old_umask)
             os.chmod(target, 0o600)
         else:
-            con = duckdb.connect(str(target))
+            con = _open(target, read_only=False)
     else:
-        con = duckdb.connect(str(target), read_only=True)
+        con = _open(target, read_only=True)
     try:
         yield con
     finally:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
 import dagster as dg
 
+from assets.checks import asset_checks
 from assets.customerio_events import customerio_person_events
 from assets.customerio_push import customerio_people
 from assets.mailchimp_push import mailchimp_audience_members
@@ -24,8 +30,29 @@ from orchestration.settings import (
     env_or_default,
 )
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def with_code_references(assets: list[dg.AssetsDefinition]) -> list[Any]:
+    """Each asset links to its code in the UI: the local file, or, with ``CODE_REFERENCES_GIT_URL`` (e.g.
+    https://github.com/acme/stripe-audiences) and ``CODE_REFERENCES_GIT_BRANCH`` (main), the file in the repo."""
+    with warnings.catch_warnings():  # code references are a beta feature of Dagster; say it once, not every load
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        referenced = dg.with_source_code_references(assets)
+    git_url = os.environ.get("CODE_REFERENCES_GIT_URL")
+    if not git_url:
+        return list(referenced)
+    mapping = dg.AnchorBasedFilePathMapping(local_file_anchor=REPO_ROOT, file_anchor_path_in_repository="")
+    branch = os.environ.get("CODE_REFERENCES_GIT_BRANCH", "main")
+    linked = dg.link_code_references_to_git(referenced, git_url=git_url, git_branch=branch, file_path_mapping=mapping)
+    return list(linked)
+
+
 defs = dg.Definitions(
-    assets=[stripe_extract, warehouse_models, mailchimp_audience_members, customerio_people, customerio_person_events],
+    assets=with_code_references(
+        [stripe_extract, warehouse_models, mailchimp_audience_members, customerio_people, customerio_person_events]
+    ),
+    asset_checks=asset_checks,
     jobs=[nightly_sync, extract_stripe, push_audiences],
     schedules=[nightly_schedule],
     sensors=[run_failure_alert],

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -125,6 +126,39 @@ def test_raw_tables_hold_one_row_per_stripe_object(pipeline: Pipeline) -> None:
         [pipeline.scenario.alice],
     )
     assert jpy == [(5000, "usd", 0.0067)]
+
+
+def test_the_ui_shows_row_counts_segment_sizes_a_preview_and_passing_checks(pipeline: Pipeline) -> None:
+    """What an operator reads in the Dagster instance after the nightly run: figures per model, and the checks."""
+    instance = dg.DagsterInstance.from_config(pipeline.env["DAGSTER_HOME"])
+
+    def metadata(*key: str) -> dict[str, object]:
+        event = instance.get_latest_materialization_event(dg.AssetKey(list(key)))
+        assert event is not None and event.asset_materialization is not None, key
+        return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+    (profiles,) = pipeline.query("select count(*) from marts.customer_profiles")[0]
+    assert metadata("marts", "customer_profiles")["dagster/row_count"] == profiles
+    preview = str(metadata("marts", "customer_profiles")["preview"])
+    assert preview.startswith("| customer_id |") and "@" not in preview and "| email" not in preview
+    sizes = dict(pipeline.query("select tag, count(*) from marts.customer_segments group by tag"))
+    shown = {k.removeprefix("segment/"): v for k, v in metadata("marts", "customer_segments").items()}
+    assert {tag: shown[tag] for tag in sizes} == sizes and all(isinstance(v, int) for v in sizes.values())
+    assert (
+        metadata("staging", "stg_stripe__customers")["dagster/row_count"]
+        == pipeline.query("select count(*) from staging.stg_stripe__customers")[0][0]
+    )
+
+    for key, name in (
+        (["stripe", "customers"], "row_count_drop"),
+        (["marts", "customer_profiles"], "row_count_drop"),
+        (["mailchimp", "audience_members"], "every_profile_accounted_for"),
+        (["customerio", "people"], "every_profile_accounted_for"),
+    ):
+        check = dg.AssetCheckKey(dg.AssetKey(key), name)
+        (record,) = instance.event_log_storage.get_asset_check_execution_history(check, limit=1)
+        evaluation = record.event.dagster_event.event_specific_data  # type: ignore[union-attr]
+        assert evaluation.passed, (check, evaluation.metadata)
 
 
 def test_customerio_holds_a_person_per_profile_and_none_for_customers_deleted_before_the_backfill(

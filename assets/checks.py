@@ -1,0 +1,150 @@
+"""Asset checks beside dbt's tests: a sudden drop in row count, and every profile accounted for at each destination.
+
+- ``row_count_drop`` (blocking): the table has fewer rows than the last materialization from another run by more
+  than ``ROW_COUNT_DROP_MAX_PERCENT`` (default 10). An extract that lost half the customers, or a model edit
+  that filters too much, stops the run before anything is pushed.
+- ``every_profile_accounted_for`` (warning): after a push, each profile is at the destination or has a recorded
+  rejection with its reason (``sync.rejections``). Profiles left over mean a run with a ``limit``, a push that
+  was skipped, or a bug.
+"""
+
+import os
+from collections.abc import Sequence
+
+import dagster as dg
+import duckdb
+
+from orchestration.policies import WAREHOUSE_POOL
+from orchestration.resources import WarehouseResource
+
+DEFAULT_ROW_COUNT_DROP_MAX_PERCENT = 10.0
+SAMPLE = 10
+
+
+def max_drop_percent() -> float:
+    value = os.environ.get("ROW_COUNT_DROP_MAX_PERCENT")
+    if not value:
+        return DEFAULT_ROW_COUNT_DROP_MAX_PERCENT
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"ROW_COUNT_DROP_MAX_PERCENT must be a number, not {value!r}") from None
+
+
+def judge_row_count(current: int, previous: int | None, max_percent: float) -> dg.AssetCheckResult:
+    """Passed unless ``current`` is more than ``max_percent`` below ``previous``."""
+    if previous is None or previous == 0:
+        return dg.AssetCheckResult(passed=True, metadata={"row_count": current, "previous_row_count": previous or 0})
+    drop = (previous - current) / previous * 100
+    return dg.AssetCheckResult(
+        passed=drop <= max_percent,
+        metadata={
+            "row_count": current,
+            "previous_row_count": previous,
+            "drop_percent": round(max(drop, 0.0), 2),
+            "max_drop_percent": max_percent,
+        },
+        description=None
+        if drop <= max_percent
+        else f"{previous - current:,} rows fewer than the last materialization ({drop:.1f}% > {max_percent:g}%)",
+    )
+
+
+def previous_row_count(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> int | None:
+    """``dagster/row_count`` of the latest materialization of ``key`` by another run."""
+    records = context.instance.fetch_materializations(key, limit=5).records
+    for record in records:
+        if record.run_id == context.run.run_id or record.asset_materialization is None:
+            continue
+        value = record.asset_materialization.metadata.get("dagster/row_count")
+        if value is not None:
+            return int(value.value)  # type: ignore[arg-type]
+    return None
+
+
+def row_count_drop_check(key: Sequence[str], table: str) -> dg.AssetChecksDefinition:
+    asset_key = dg.AssetKey(list(key))
+
+    @dg.asset_check(
+        asset=asset_key,
+        name="row_count_drop",
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description=f"`{table}` did not lose more than ROW_COUNT_DROP_MAX_PERCENT (10) % of its rows since the "
+        "last materialization by another run; blocking: nothing downstream runs when it did.",
+    )
+    def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.connect(read_only=True) as con:
+            current = int(con.execute(f"select count(*) from {table}").fetchone()[0])  # type: ignore[index]
+        return judge_row_count(current, previous_row_count(context, asset_key), max_drop_percent())
+
+    return check
+
+
+# A profile is accounted for when its record was accepted or refused with a reason. Mailchimp keys contacts by
+# subscriber hash and names the customer in the payload; refusals name the customer or the contact.
+_ACCOUNTED = {
+    "mailchimp": """
+        exists (select 1 from sync.pushed_records r where r.destination = 'mailchimp'
+                and json_extract_string(r.payload, '$.customer_id') = p.customer_id)
+        or exists (select 1 from sync.rejections j where j.destination = 'mailchimp'
+                and j.record_key in (p.customer_id, md5(lower(trim(coalesce(p.email, ''))))))
+        or exists (select 1 from sync.pushed_records r where r.destination = 'mailchimp'
+                and r.record_key = md5(lower(trim(coalesce(p.email, '')))))
+    """,
+    "customerio": """
+        exists (select 1 from sync.pushed_records r where r.destination = 'customerio'
+                and r.record_key = p.customer_id)
+        or exists (select 1 from sync.rejections j where j.destination = 'customerio'
+                and j.record_key = p.customer_id)
+    """,
+}
+
+
+def unaccounted_profiles(con: duckdb.DuckDBPyConnection, destination: str) -> tuple[int, list[str]]:
+    """How many profiles are neither at ``destination`` nor rejected by it, and a few of their customer ids."""
+    rows = con.execute(
+        f"select customer_id from marts.customer_profiles p where not ({_ACCOUNTED[destination]}) order by customer_id"
+    ).fetchall()
+    return len(rows), [row[0] for row in rows[:SAMPLE]]
+
+
+def pushed_before(con: duckdb.DuckDBPyConnection, destination: str) -> bool:
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'sync' and table_name = 'runs'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return False
+    row = con.execute("select count(*) from sync.runs where destination = ? and not dry_run", [destination]).fetchone()
+    return bool(row and row[0])
+
+
+def reconciliation_check(key: Sequence[str], destination: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(list(key)),
+        name="every_profile_accounted_for",
+        pool=WAREHOUSE_POOL,
+        description=f"Every profile of `marts.customer_profiles` is at {destination} or has a recorded rejection "
+        "with its reason (`sync.rejections`).",
+    )
+    def check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.connect(read_only=True) as con:
+            if not pushed_before(con, destination):
+                return dg.AssetCheckResult(passed=True, metadata={"pushed": False}, description="not pushed yet")
+            missing, sample = unaccounted_profiles(con, destination)
+        return dg.AssetCheckResult(
+            passed=missing == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"unaccounted_profiles": missing, "sample_customer_ids": dg.MetadataValue.json(sample)},
+            description=None if missing == 0 else f"{missing:,} profiles neither at {destination} nor rejected",
+        )
+
+    return check
+
+
+asset_checks = [
+    row_count_drop_check(["stripe", "customers"], "stripe.customers"),
+    row_count_drop_check(["marts", "customer_profiles"], "marts.customer_profiles"),
+    reconciliation_check(["mailchimp", "audience_members"], "mailchimp"),
+    reconciliation_check(["customerio", "people"], "customerio"),
+]
