@@ -48,8 +48,11 @@ format: setup
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-test: lint
-	$(RUN) pytest
+# Two workers (the end-to-end tests wait on subprocesses and stand-ins: one worker keeps one core busy); a test
+# file stays on one worker, since its tests share a pipeline. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+test: lint manifest
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 
 JOB ?= nightly_sync
 # The Dagster instance (run history, schedules, the run queue and its pool limits) lives in dagster_home/.

@@ -1,9 +1,11 @@
-"""The whole nightly job, as an operator runs it (`dagster job execute`), against the stand-ins over HTTP."""
+"""The whole nightly job, as an operator runs it (`dagster job execute`), against the stand-ins over HTTP: what the
+first run leaves, a rerun without changes, a new purchase, a deleted customer. (test_nightly_changes.py has more,
+on a pipeline of its own, so the two files run side by side.)"""
 
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,94 +13,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from audiences.field_mapping import load_mapping
-from sandbox.environment import StandIns, run_job, running_stand_ins
-from tests.conftest import MANIFEST
-from tests.integration.scenario import Scenario, build_scenario
-
-TABLES = (
-    "stripe.customers",
-    "stripe.charges",
-    "stripe.subscriptions",
-    "stripe.products",
-    "stripe.prices",
-    "marts.customer_profiles",
-    "marts.customer_segments",
-    "sync.pushed_records",
-)
-
-
-def table_digest(con: duckdb.DuckDBPyConnection, table: str) -> str:
-    rows = con.execute(f"select * from {table} order by all").fetchall()
-    return hashlib.sha256(repr(rows).encode()).hexdigest()
-
-
-def writes(stand_ins: StandIns) -> dict[str, int]:
-    """Requests that change something at the destinations."""
-    return {
-        "mailchimp": len([r for r in stand_ins.mailchimp.requests if r.method in {"PUT", "POST", "PATCH"}]),
-        "customerio": len([r for r in stand_ins.customerio.requests if r.method in {"PUT", "POST"}]),
-    }
-
-
-class Pipeline:
-    def __init__(self, scenario: Scenario, stand_ins: StandIns, workdir: Path) -> None:
-        self.scenario = scenario
-        self.stand_ins = stand_ins
-        self.warehouse = workdir / "warehouse.duckdb"
-        self.env = stand_ins.env(self.warehouse, workdir / "dagster_home")
-
-    def run(self, job: str = "nightly_sync", **kwargs: object) -> str:
-        proc = run_job(job, self.env, **kwargs)  # type: ignore[arg-type]
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-12000:]
-        return proc.stdout + proc.stderr
-
-    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
-        con = duckdb.connect(str(self.warehouse), read_only=True)
-        try:
-            return con.execute(sql, params or []).fetchall()
-        finally:
-            con.close()
-
-    def tags(self, customer_id: str) -> list[str]:
-        return [
-            t for (t,) in self.query("select tag from marts.customer_segments where customer_id = ?", [customer_id])
-        ]
-
-    def pushed_view(self, destination: str) -> dict[str, tuple[object, ...]]:
-        """Per customer, what ``destination`` receives: its mapped profile columns and the segment tags."""
-        mapping = load_mapping(MANIFEST)
-        if destination == "mailchimp":
-            columns = ["email", "marketing_consent", *(f.column for f in mapping.merge_fields)]
-        else:
-            columns = ["email", "has_valid_email", *mapping.customerio_attributes]
-        rows = self.query(
-            f"select p.customer_id, {', '.join('p.' + c for c in columns)}, (select list(tag order by tag)"
-            " from marts.customer_segments s where s.customer_id = p.customer_id) from marts.customer_profiles p"
-        )
-        return {row[0]: row[1:] for row in rows}  # type: ignore[misc]
-
-    def profile(self, customer_id: str) -> dict[str, object]:
-        con = duckdb.connect(str(self.warehouse), read_only=True)
-        try:
-            cur = con.execute("select * from marts.customer_profiles where customer_id = ?", [customer_id])
-            names = [d[0] for d in cur.description]
-            row = cur.fetchone()
-        finally:
-            con.close()
-        assert row is not None, f"no profile for {customer_id}"
-        return dict(zip(names, row, strict=True))
+from tests.integration.pipeline import TABLES, Pipeline, started_pipeline, table_digest, writes
 
 
 @pytest.fixture(scope="module")
-def pipeline(dbt_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
-    scenario = build_scenario()
-    with running_stand_ins(scenario.account) as stand_ins:
-        audience = stand_ins.audience_id
-        stand_ins.mailchimp.add_member(audience, "carol.white@yahoo.com", status="unsubscribed")
-        pipe = Pipeline(scenario, stand_ins, tmp_path_factory.mktemp("nightly"))
-        pipe.first_output = pipe.run()
-        yield pipe
+def pipeline(dbt_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    yield from started_pipeline(tmp_path_factory.mktemp("nightly"))
 
 
 def test_lifetime_spend_converts_jpy_and_eur_and_nets_the_partial_refund(pipeline: Pipeline) -> None:
@@ -308,63 +228,6 @@ def test_a_new_purchase_updates_exactly_the_members_whose_data_changed_and_flips
     ]
     assert {op["identifiers"]["id"] for op in ops} == changed["customerio"]
     assert len(ops) == len(changed["customerio"])
-
-
-def test_stripe_events_reach_customerio_once_as_named_person_events(pipeline: Pipeline) -> None:
-    s = pipeline.scenario
-    s.account.add_charge(s.bob, 1900, "usd", status="failed", failure_code="card_declined")
-    pipeline.run()
-    cio = pipeline.stand_ins.customerio
-    failed = [e for e in cio.events(s.bob) if e["name"] == "stripe_payment_failed"]
-    assert len(failed) == 1
-    stripe_event_id = failed[0]["attributes"]["stripe_event_id"]
-    occurred = pipeline.query("select created from stripe.events where id = ?", [stripe_event_id])[0][0]
-    assert failed[0]["timestamp"] == int(occurred.timestamp())  # type: ignore[attr-defined]
-    assert failed[0]["attributes"]["failure_code"] == "card_declined"
-    assert failed[0]["attributes"]["amount"] == 19.0 and failed[0]["attributes"]["currency"] == "usd"
-    assert len(failed[0]["id"]) == 26  # a ULID derived from the Stripe event id
-
-    cio.clear_requests()
-    pipeline.run()  # a rerun sends no event again
-    event_ops = [op for r in cio.requests_to("POST", "batch") for op in r.json()["batch"] if op["action"] == "event"]
-    assert event_ops == []
-    assert len([e for e in cio.events(s.bob) if e["name"] == "stripe_payment_failed"]) == 1
-    assert not cio.contract_violations
-
-
-def test_dry_run_sends_nothing_and_records_the_plan(pipeline: Pipeline) -> None:
-    s = pipeline.scenario
-    s.account.add_charge(s.alice, 990000, "usd")  # alice becomes a high spender
-    pipeline.stand_ins.mailchimp.clear_requests()
-    pipeline.stand_ins.customerio.clear_requests()
-    dry = {"dry_run": True}
-    config = {
-        "ops": {
-            "mailchimp__audience_members": {"config": dry},
-            "customerio__people": {"config": dry},
-            "customerio__person_events": {"config": dry},
-        }
-    }
-    pipeline.run(run_config=json.dumps(config))
-
-    assert writes(pipeline.stand_ins) == {"mailchimp": 0, "customerio": 0}
-    planned = pipeline.query(
-        "select destination, sent, planned, sample, unchanged from sync.runs where dry_run"
-        " order by finished_at desc limit 3"
-    )
-    by_destination = {row[0]: row for row in planned}
-    assert by_destination["mailchimp"][1] == 0
-    assert json.loads(by_destination["mailchimp"][2])["member_updates"] >= 1  # type: ignore[arg-type]
-    assert 1 <= len(json.loads(by_destination["mailchimp"][3])) <= 10  # type: ignore[arg-type]
-    # The real run afterwards sends what the dry run planned.
-    pipeline.run()
-    real = pipeline.query(
-        "select unchanged from sync.runs where not dry_run and destination = 'mailchimp'"
-        " order by finished_at desc limit 1"
-    )
-    assert real[0][0] == by_destination["mailchimp"][4]
-    tags = pipeline.stand_ins.mailchimp.member_tags(pipeline.stand_ins.audience_id, "alice.martin@gmail.com")
-    assert "spend:high" in tags
 
 
 def test_a_customer_deleted_in_stripe_loses_its_tags_and_is_flagged_in_customerio(pipeline: Pipeline) -> None:
