@@ -12,7 +12,7 @@ DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -not -path '*/target/*' -not -path '*/logs/*' 2>/dev/null)
 
-.PHONY: help setup manifest demo test lint format run dev docs bench bench-push clean
+.PHONY: help setup manifest demo test lint format run dev docs bench bench-push clean browser
 
 help:
 	@echo "make demo   run the whole nightly job end to end on local stand-ins and print a summary"
@@ -51,8 +51,14 @@ format: setup
 # Two workers (the end-to-end tests wait on subprocesses and stand-ins: one worker keeps one core busy); a test
 # file stays on one worker, since its tests share a pipeline. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 2
-test: lint manifest
+test: lint manifest browser
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
+
+# Debian's Chromium for tests/browser (Playwright drives it and downloads no browser of its own); once.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser test"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 JOB ?= nightly_sync
 # The Dagster instance (run history, schedules, the run queue and its pool limits) lives in dagster_home/.
