@@ -8,7 +8,6 @@
   was skipped, or a bug.
 """
 
-import os
 from collections.abc import Sequence
 
 import dagster as dg
@@ -16,19 +15,15 @@ import duckdb
 
 from orchestration.policies import WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource
+from orchestration.settings import env_float
 
 DEFAULT_ROW_COUNT_DROP_MAX_PERCENT = 10.0
 SAMPLE = 10
 
 
 def max_drop_percent() -> float:
-    value = os.environ.get("ROW_COUNT_DROP_MAX_PERCENT")
-    if not value:
-        return DEFAULT_ROW_COUNT_DROP_MAX_PERCENT
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"ROW_COUNT_DROP_MAX_PERCENT must be a number, not {value!r}") from None
+    value = env_float("ROW_COUNT_DROP_MAX_PERCENT")
+    return DEFAULT_ROW_COUNT_DROP_MAX_PERCENT if value is None else value
 
 
 def judge_row_count(current: int, previous: int | None, max_percent: float) -> dg.AssetCheckResult:
