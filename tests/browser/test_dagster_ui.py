@@ -122,6 +122,8 @@ def test_launch_nightly_sync_from_the_ui_and_watch_it_succeed(webserver: dict, s
 
         # The launchpad of nightly_sync: launch it as an operator does.
         page.goto(f"{url}/locations/{LOCATION}/jobs/nightly_sync/playground")
+        expect(page.get_by_text("dry_run").first).to_be_visible()  # the run config, scaffolded with its defaults
+        page.screenshot(path=str(ARTIFACTS / "dagster_ui_launchpad.png"))
         page.get_by_role("button", name="Launch run").click()
         page.wait_for_url("**/runs/**")
         run_id = page.url.rstrip("/").rsplit("/", 1)[-1]
