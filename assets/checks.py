@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import dagster as dg
 import duckdb
 
+from assets.model_metadata import previous_row_count
 from orchestration.policies import WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource
 from orchestration.settings import env_float
@@ -45,18 +46,6 @@ def judge_row_count(current: int, previous: int | None, max_percent: float) -> d
     )
 
 
-def previous_row_count(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> int | None:
-    """``dagster/row_count`` of the latest materialization of ``key`` by another run."""
-    records = context.instance.fetch_materializations(key, limit=5).records
-    for record in records:
-        if record.run_id == context.run.run_id or record.asset_materialization is None:
-            continue
-        value = record.asset_materialization.metadata.get("dagster/row_count")
-        if value is not None:
-            return int(value.value)  # type: ignore[arg-type]
-    return None
-
-
 def row_count_drop_check(key: Sequence[str], table: str) -> dg.AssetChecksDefinition:
     asset_key = dg.AssetKey(list(key))
 
@@ -71,7 +60,8 @@ def row_count_drop_check(key: Sequence[str], table: str) -> dg.AssetChecksDefini
     def check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.connect(read_only=True) as con:
             current = int(con.execute(f"select count(*) from {table}").fetchone()[0])  # type: ignore[index]
-        return judge_row_count(current, previous_row_count(context, asset_key), max_drop_percent())
+        previous = previous_row_count(context.instance, asset_key, other_than_run=context.run.run_id)
+        return judge_row_count(current, previous, max_drop_percent())
 
     return check
 

@@ -30,11 +30,15 @@ def relation(node: Mapping[str, Any]) -> str | None:
     return f'"{node["schema"]}"."{node.get("alias") or node["name"]}"'
 
 
-def previous_row_count(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
-    event = instance.get_latest_materialization_event(key)
-    materialization = event.asset_materialization if event else None
-    value = materialization.metadata.get("dagster/row_count") if materialization else None
-    return int(value.value) if value is not None else None  # type: ignore[arg-type]
+def previous_row_count(instance: dg.DagsterInstance, key: dg.AssetKey, *, other_than_run: str) -> int | None:
+    """``dagster/row_count`` of the latest materialization of ``key`` by a run other than ``other_than_run``."""
+    for record in instance.fetch_materializations(key, limit=5).records:
+        if record.run_id == other_than_run or record.asset_materialization is None:
+            continue
+        value = record.asset_materialization.metadata.get("dagster/row_count")
+        if value is not None:
+            return int(value.value)  # type: ignore[arg-type]
+    return None
 
 
 def model_metadata(con: duckdb.DuckDBPyConnection, node: Mapping[str, Any], previous: int | None) -> dict[str, Any]:

@@ -55,12 +55,11 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, war
         pass
     invocation = dbt.cli(["build"], context=context)
     nodes = invocation.manifest["nodes"]
-    previous = {
-        node["unique_id"]: previous_row_count(context.instance, key)
-        for key in context.selected_asset_keys
-        for node in [nodes.get(translator_unique_id(context, key))]
-        if node is not None
-    }
+    previous: dict[str, int | None] = {}  # by dbt unique id, read before this run records any
+    for key in context.selected_asset_keys:
+        unique_id = translator_unique_id(context, key)
+        if unique_id in nodes:
+            previous[unique_id] = previous_row_count(context.instance, key, other_than_run=context.run.run_id)
     events, failure = [], None
     try:
         events.extend(invocation.stream())

@@ -167,14 +167,13 @@ def mailchimp_payload_sql(
     values = "".join(f", {value} as {names[tag]}" for tag, value in merge.items())
     consent = "coalesce(marketing_consent::boolean, false)" if "marketing_consent" in columns else "false"
     status = f"case when {consent} then 'subscribed' else 'transactional' end"
-    merge_fields = {tag: name for tag, name in names.items()}
     common = {"email_address": "to_json(email)::varchar", "tags": "to_json(__tags)::varchar"}
     payload = json_object(
         {
             **common,
             "customer_id": "to_json(customer_id)::varchar",
             "status_if_new": f"to_json({status})::varchar",
-            "merge_fields": json_object(merge_fields),
+            "merge_fields": json_object(names),
         }
     )
     member = json_object(
@@ -182,7 +181,7 @@ def mailchimp_payload_sql(
             **common,
             "status": f"to_json({status})::varchar",
             # an empty value only clears a field: a new member has none to clear
-            "merge_fields": json_object(merge_fields, {tag: f"{name} <> {EMPTY}" for tag, name in names.items()}),
+            "merge_fields": json_object(names, {tag: f"{name} <> {EMPTY}" for tag, name in names.items()}),
         },
         {"tags": "len(__tags) > 0"},
     )

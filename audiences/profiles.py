@@ -9,6 +9,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from audiences.warehouse import registered
+
 PROFILES_TABLE = "marts.customer_profiles"
 SEGMENTS_TABLE = "marts.customer_segments"
 
@@ -48,15 +50,15 @@ class ProfileSource:
     segments: str = SEGMENTS_TABLE
     limit: int | None = None
 
+    def _limited(self) -> str:
+        if self.limit is None:
+            return self.profiles
+        return f"(select * from {self.profiles} order by customer_id limit {int(self.limit)})"
+
     def select(self) -> str:
         """Every profile column, and ``__tags``: the customer's segment tags, sorted."""
-        limited = (
-            f"(select * from {self.profiles} order by customer_id limit {int(self.limit)})"
-            if self.limit is not None
-            else self.profiles
-        )
         return (
-            f"select p.*, coalesce(t.tags, []::varchar[]) as __tags from {limited} p left join "
+            f"select p.*, coalesce(t.tags, []::varchar[]) as __tags from {self._limited()} p left join "
             f"(select customer_id, list_sort(list(tag)) as tags from {self.segments} group by customer_id) t "
             "using (customer_id)"
         )
@@ -66,7 +68,7 @@ class ProfileSource:
         return {row[0]: str(row[1]) for row in con.execute(f"describe select * from {self.profiles}").fetchall()}
 
     def count(self, con: duckdb.DuckDBPyConnection) -> int:
-        return int(con.execute(f"select count(*) from ({self.select()})").fetchone()[0])  # type: ignore[index]
+        return int(con.execute(f"select count(*) from {self._limited()}").fetchone()[0])  # type: ignore[index]
 
 
 def stage_profiles(con: duckdb.DuckDBPyConnection, profiles: Sequence[Profile]) -> ProfileSource:
@@ -87,9 +89,6 @@ def stage_profiles(con: duckdb.DuckDBPyConnection, profiles: Sequence[Profile]) 
         }
     )
     for name, data in (("_staged_profiles", table), ("_staged_segments", tags)):
-        con.register("_staging", data)
-        try:
+        with registered(con, "_staging", data):
             con.execute(f"create or replace temp table {name} as select * from _staging")
-        finally:
-            con.unregister("_staging")
     return ProfileSource("_staged_profiles", "_staged_segments")

@@ -167,9 +167,9 @@ def plan_changes(
     """Split the payloads into what to send and what is unchanged or still refused, in the warehouse.
 
     ``payloads``: key -> payload, or a query with the columns ``record_key``, ``payload`` (its canonical JSON
-    text) and ``extras`` (kept in ``Plan.extras`` for the records to send). A record is unchanged when its text
-    hashes as the last accepted one did, or when the texts differ but hold the same JSON value (the hash is then
-    rewritten, so a change of encoding resends nothing).
+    text) and ``extras`` (kept in ``Plan.extras`` for the records to send). A record is unchanged when its text is
+    the last accepted one (the text its stored hash was taken of), or when the texts differ but hold the same JSON
+    value (text and hash are then rewritten, so a change of encoding resends nothing).
 
     ``departed(key, last payload)``: for records pushed before whose key the payloads no longer have, the
     payload that withdraws what we set (e.g. segment tags); nothing is deleted at the destination. Without it,
