@@ -12,11 +12,12 @@ DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -not -path '*/target/*' -not -path '*/logs/*' 2>/dev/null)
 
-.PHONY: help setup manifest demo test lint format run dev docs bench bench-push clean browser
+.PHONY: help setup manifest demo test test-postgres lint format run dev docs bench bench-push clean browser postgres
 
 help:
 	@echo "make demo   run the whole nightly job end to end on local stand-ins and print a summary"
 	@echo "make test   lint (ruff, sqlfluff) and run every test"
+	@echo "make test-postgres   the dbt project on a throwaway PostgreSQL server, compared with DuckDB (also in make test)"
 	@echo "make dev    the Dagster UI on http://127.0.0.1:3000 (dagster dev -w workspace.yaml)"
 	@echo "make docs   the dbt docs (models, columns, tests, lineage) on http://127.0.0.1:$(DOCS_PORT)"
 
@@ -51,14 +52,24 @@ format: setup
 # Two workers (the end-to-end tests wait on subprocesses and stand-ins: one worker keeps one core busy); a test
 # file stays on one worker, since its tests share a pipeline. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 2
-test: lint manifest browser
+test: lint manifest browser postgres
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The PostgreSQL dbt target alone: a throwaway server on 127.0.0.1, dbt build there and on DuckDB, marts compared.
+test-postgres: setup manifest postgres
+	$(RUN) pytest tests/postgres
 
 # Debian's Chromium for tests/browser (Playwright drives it and downloads no browser of its own); once.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser test"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's PostgreSQL server binaries for tests/postgres (the test starts and removes its own cluster); once.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || { \
+		echo "installing Debian's postgresql for the PostgreSQL dbt target test"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
 JOB ?= nightly_sync
 # The Dagster instance (run history, schedules, the run queue and its pool limits) lives in dagster_home/.

@@ -105,3 +105,51 @@ def test_a_failing_warn_test_shows_as_a_warning_check_and_the_push_goes_on(
     assert reconciliation[0].asset_key == dg.AssetKey(["marts", "customer_profiles"])
     # a warning does not block the destinations
     assert stand_ins.customerio.requests_to("POST", "/api/v2/batch")
+
+
+def test_a_sudden_drop_in_profiles_blocks_the_push_until_an_operator_lets_it_through(
+    dbt_manifest: Path, tmp_path: Path
+) -> None:
+    account = generate_account(seed=13, customers=30)
+    with running_stand_ins(account) as servers:
+        env = servers.env(tmp_path / "warehouse.duckdb", tmp_path / "dagster_home")
+        first = run_job("nightly_sync", env)
+        assert first.returncode == 0, first.stderr[-5000:]
+        con = duckdb.connect(env["WAREHOUSE_PATH"], read_only=True)
+        profiles_before = con.execute("select count(*) from marts.customer_profiles").fetchone()[0]
+        con.close()
+        # A script gone wrong deletes a third of the customers in Stripe.
+        deleted = sorted(account.customers)[::3]
+        for customer_id in deleted:
+            account.delete_customer(customer_id)
+        servers.mailchimp.clear_requests()
+        servers.customerio.clear_requests()
+
+        blocked = run_job("nightly_sync", env)
+
+        assert blocked.returncode != 0
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            run = instance.get_runs(limit=1)[0]
+            evaluations = [
+                entry.dagster_event.event_specific_data
+                for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+                if entry.dagster_event is not None
+            ]
+        drop = [e for e in evaluations if e.check_name == "row_count_drop" and not e.passed]
+        assert [e.asset_key for e in drop] == [dg.AssetKey(["marts", "customer_profiles"])]
+        metadata = drop[0].metadata
+        assert metadata["previous_row_count"].value == profiles_before
+        assert metadata["row_count"].value == profiles_before - len(deleted)
+        assert metadata["drop_percent"].value > 10
+        # The tombstones landed (stripe/customers keeps them: its own check passed), the marts were rebuilt, and
+        # nothing reached either destination: no tag removals, no `stripe_deleted` flags.
+        assert [e.passed for e in evaluations if e.asset_key == dg.AssetKey(["stripe", "customers"])] == [True]
+        assert servers.mailchimp.requests == []
+        assert servers.customerio.requests == []
+
+        # The operator checks it was intended and lets it through for one run.
+        allowed = run_job("nightly_sync", {**env, "ROW_COUNT_DROP_MAX_PERCENT": "100"})
+
+        assert allowed.returncode == 0, allowed.stderr[-5000:]
+        flagged = {cid for cid in deleted if (servers.customerio.person(cid) or {}).get("stripe_deleted") is True}
+        assert flagged == set(deleted)

@@ -61,12 +61,20 @@ converted as (
         charge_currency,
         settlement_currency,
         exchange_rate,
-        amount_captured - refunded_amount - lost_dispute_amount as net_amount,
-        cast(amount_captured - refunded_amount - lost_dispute_amount as decimal(38, 3))
-        * exchange_rate as net_amount_settlement,
-        cast(refunded_amount as decimal(38, 3)) * exchange_rate as refunded_amount_settlement,
-        cast(lost_dispute_amount as decimal(38, 3))
-        * exchange_rate as lost_dispute_amount_settlement,
+        -- typed explicitly: every warehouse gives the same scale (3 decimals, 15 converted)
+        cast(
+            amount_captured - refunded_amount - lost_dispute_amount as decimal(38, 3)
+        ) as net_amount,
+        cast(
+            cast(amount_captured - refunded_amount - lost_dispute_amount as decimal(38, 3))
+            * exchange_rate as decimal(38, 15)
+        ) as net_amount_settlement,
+        cast(
+            cast(refunded_amount as decimal(38, 3)) * exchange_rate as decimal(38, 15)
+        ) as refunded_amount_settlement,
+        cast(
+            cast(lost_dispute_amount as decimal(38, 3)) * exchange_rate as decimal(38, 15)
+        ) as lost_dispute_amount_settlement,
         dispute_count,
         lost_dispute_count,
         is_successful_capture,

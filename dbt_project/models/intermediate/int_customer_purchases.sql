@@ -18,10 +18,10 @@ aggregated as (
     select
         customer_id,
         -- the currency of the latest successful capture (NULL without one: failed attempts only)
-        arg_max(
-            case when is_successful_capture then settlement_currency end,
-            case when is_successful_capture then created_at end
-        ) as settlement_currency,
+        {{ arg_max(
+            'case when is_successful_capture then settlement_currency end',
+            'case when is_successful_capture then created_at end'
+        ) }} as settlement_currency,
         cast(round(coalesce(sum(
             case when is_successful_capture then net_amount_settlement end
         ), 0), 2) as decimal(18, 2)) as lifetime_spend,
@@ -34,19 +34,19 @@ aggregated as (
         cast(count(case when is_purchase then charge_id end) as integer) as purchase_count,
         cast(count(
             case
-                when is_purchase and created_at > {{ as_of() }} - interval 90 day
+                when is_purchase and created_at > {{ as_of() }} - interval '90 day'
                     then charge_id
             end
         ) as integer) as purchases_last_90_days,
         cast(count(
             case
-                when is_purchase and created_at > {{ as_of() }} - interval 365 day
+                when is_purchase and created_at > {{ as_of() }} - interval '365 day'
                     then charge_id
             end
         ) as integer) as purchases_last_365_days,
         cast(count(
             case
-                when is_failed and created_at > {{ as_of() }} - interval 30 day
+                when is_failed and created_at > {{ as_of() }} - interval '30 day'
                     then charge_id
             end
         ) as integer) as failed_payments_last_30_days,

@@ -27,7 +27,7 @@ exchange_rates as (
     -- the rate of the latest successful capture in each currency settled in the settlement currency
     select
         charge_currency as currency,
-        arg_max(exchange_rate, created_at) as exchange_rate
+        {{ arg_max('exchange_rate', 'created_at') }} as exchange_rate
 
     from charges
     where is_successful_capture and settlement_currency = '{{ settlement_currency }}'
@@ -107,7 +107,7 @@ aggregated as (
         cast(round(coalesce(sum(
             case when subscription_status in {{ paying_statuses }} then mrr end
         ), 0), 2) as decimal(18, 2)) as mrr,
-        arg_min(subscription_status, status_rank) as subscription_status,
+        {{ arg_min('subscription_status', 'status_rank') }} as subscription_status,
         max(
             case when subscription_status = 'canceled' then coalesce(ended_at, canceled_at) end
         ) as last_canceled_end_at

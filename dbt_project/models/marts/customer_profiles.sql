@@ -34,13 +34,13 @@ joined as (
             customer_purchases.settlement_currency,
             '{{ var("settlement_currency") | lower }}'
         ) as currency,
-        coalesce(customer_purchases.lifetime_spend, 0) as lifetime_spend,
+        cast(coalesce(customer_purchases.lifetime_spend, 0) as decimal(18, 2)) as lifetime_spend,
         coalesce(customer_purchases.purchase_count, 0) as purchase_count,
         customer_purchases.first_purchase_at,
         customer_purchases.last_purchase_at,
         coalesce(customer_purchases.purchases_last_90_days, 0) as purchases_last_90_days,
         coalesce(customer_purchases.purchases_last_365_days, 0) as purchases_last_365_days,
-        coalesce(customer_purchases.total_refunded, 0) as total_refunded,
+        cast(coalesce(customer_purchases.total_refunded, 0) as decimal(18, 2)) as total_refunded,
         coalesce(
             customer_purchases.failed_payments_last_30_days, 0
         ) as failed_payments_last_30_days,
@@ -49,7 +49,7 @@ joined as (
         coalesce(
             customer_subscriptions.active_subscription_count, 0
         ) as active_subscription_count,
-        coalesce(customer_subscriptions.mrr, 0) as mrr,
+        cast(coalesce(customer_subscriptions.mrr, 0) as decimal(18, 2)) as mrr,
         customer_subscriptions.subscription_status,
         customer_subscriptions.churned_at,
         customer_rfm.recency_score,
@@ -79,21 +79,26 @@ segmented as (
     select
         *,
         coalesce(
-            regexp_full_match(email, '[^@\s]+@[^@\s]+\.[^@\s]+'),
+            {{ matches_fully('email', '[^@\s]+@[^@\s]+\.[^@\s]+') }},
             false
         ) as has_valid_email,
         cast(
-            case when purchase_count > 0 then round(lifetime_spend / purchase_count, 2) end
+            case
+                when purchase_count > 0
+                    then round({{ decimal_divide('lifetime_spend', 'purchase_count') }}, 2)
+            end
             as decimal(18, 2)
         ) as average_order_value,
-        cast(date_diff('day', last_purchase_at, {{ as_of() }}) as integer)
+        cast({{ days_between('last_purchase_at', as_of()) }} as integer)
             as days_since_last_purchase,
         cast(
             case
                 when purchase_count > 1
                     then round(
-                            date_diff('second', first_purchase_at, last_purchase_at)
-                            / 86400.0 / (purchase_count - 1),
+                            {{ decimal_divide(
+                                seconds_between('first_purchase_at', 'last_purchase_at'),
+                                '86400 * (purchase_count - 1)'
+                            ) }},
                             1
                         )
             end as decimal(10, 1)
@@ -114,16 +119,16 @@ segmented as (
             when purchase_count = 0 then 'prospect'
             when
                 first_purchase_at
-                > {{ as_of() }} - to_days({{ var('lifecycle_new_days') }})
+                > {{ as_of() }} - interval '1 day' * {{ var('lifecycle_new_days') }}
                 then 'new'
             when
                 last_purchase_at
-                > {{ as_of() }} - to_days({{ var('lifecycle_active_days') }})
+                > {{ as_of() }} - interval '1 day' * {{ var('lifecycle_active_days') }}
                 or active_subscription_count > 0
                 then 'active'
             when
                 last_purchase_at
-                > {{ as_of() }} - to_days({{ var('lifecycle_churned_days') }})
+                > {{ as_of() }} - interval '1 day' * {{ var('lifecycle_churned_days') }}
                 then 'at_risk'
             else 'churned'
         end as lifecycle_stage

@@ -16,7 +16,7 @@ unnested as (
 
     select
         source.id as subscription_id,
-        unnest(cast(json_extract(source.items, '$[*]') as json[])) as item
+        {{ json_array_elements('source.items') }} as item
 
     from source
 
