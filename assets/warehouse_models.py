@@ -53,7 +53,12 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, war
     os.environ["WAREHOUSE_PATH"] = warehouse.absolute_path
     with warehouse.connect():  # another process holding the file: a clear message rather than dbt's
         pass
-    invocation = dbt.cli(["build"], context=context)
+    # dbt writes the warehouse (and DuckDB's .wal beside it) from its own process: owner-only files, as ours are.
+    umask = os.umask(0o077)
+    try:
+        invocation = dbt.cli(["build"], context=context)
+    finally:
+        os.umask(umask)
     nodes = invocation.manifest["nodes"]
     previous: dict[str, int | None] = {}  # by dbt unique id, read before this run records any
     for key in context.selected_asset_keys:

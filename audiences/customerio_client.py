@@ -11,6 +11,7 @@ import requests
 
 from audiences.http import build_session, check_base_url, json_bytes, retried
 from audiences.rate_limit import RateLimiter
+from audiences.redact import basic_credentials, redact_secrets
 
 TRACK_HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
 MAX_REQUEST_BYTES = 500_000  # the documents say 500 KB and 32 KB: read them as decimal, the strict way
@@ -81,6 +82,7 @@ class CustomerIOClient:
         self.timeout = timeout
         self.session = build_session(pool_size=pool_size, retries=retries)
         self.session.auth = (site_id, api_key)
+        self._secrets = [site_id, *basic_credentials(site_id, api_key)]  # kept out of every error
         self._calls = 0
         self._lock = threading.Lock()
 
@@ -113,7 +115,7 @@ class CustomerIOClient:
         body = b'{"batch":[' + b",".join(encoded_ops) + b"]}"
         response = self._post("/api/v2/batch", body)
         if response.status_code not in (200, 207):
-            raise CustomerIOError(response.status_code, _detail(response))
+            raise CustomerIOError(response.status_code, redact_secrets(_detail(response), self._secrets))
         try:
             payload = response.json() if response.content else {}
         except ValueError:
@@ -124,6 +126,7 @@ class CustomerIOClient:
             index = err.get("batch_index")
             if isinstance(index, int) and 0 <= index < len(encoded_ops):
                 reason = ": ".join(str(err.get(k)) for k in ("reason", "field", "message") if err.get(k))
+                reason = redact_secrets(reason, self._secrets)
                 out.append(OpError(index, reason or "rejected"))
         if response.status_code == 207 and not out:
             out = [OpError(i, "207 without per-op detail") for i in range(len(encoded_ops))]

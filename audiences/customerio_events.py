@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from audiences.customerio_client import DEFAULT_CONCURRENCY, CustomerIOClient, encode_op
-from audiences.customerio_sync import MAX_IDENTIFIER_BYTES, deliver
+from audiences.customerio_sync import MAX_IDENTIFIER_BYTES, deliver, recorder
 from audiences.sync_result import SyncResult
 from audiences.sync_state import Rejection, payload_hash, plan_changes, record_outcome
 
@@ -100,11 +100,13 @@ def forward_events(
         return result.finish(started=started, client=client, sent=0, rejections=new_rejections)
     encoded = [encode_op(plan.to_send[k]) for k in keys]
     sending = time.monotonic()
-    accepted, failed = deliver(client, keys, encoded, plan.hashes, concurrency)
+    accepted, failed = deliver(
+        client, keys, encoded, plan.hashes, concurrency, recorder(con, DESTINATION, plan, run_id)
+    )
     result.send_seconds = time.monotonic() - sending
     result.created = len(accepted)
     all_rejections = new_rejections + failed
-    record_outcome(con, DESTINATION, plan, accepted, all_rejections, run_id)
+    record_outcome(con, DESTINATION, plan, [], new_rejections, run_id)  # the batches' outcomes are recorded already
     return result.finish(
         started=started,
         client=client,

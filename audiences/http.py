@@ -102,7 +102,11 @@ def build_session(
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = user_agent
+    # Certificates are always verified: requests' environment (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) may name another
+    # CA bundle, never turn verification off. No redirect is followed: the APIs do not redirect, and following one
+    # could send a request (its body, to an http:// address) somewhere check_base_url would have refused.
     session.verify = True
+    session.max_redirects = 0
     session.retry_counter = retry.counter  # type: ignore[attr-defined]
     return session
 

@@ -12,6 +12,7 @@ from typing import Any
 import requests
 
 from audiences.http import build_session, check_base_url, json_bytes, retried
+from audiences.redact import basic_credentials, redact_secrets
 
 PERMANENT_MEMBER_ERRORS = frozenset(
     {"Invalid Resource", "Member In Compliance State", "Forgotten Email Not Subscribed", "Member Exists"}
@@ -76,6 +77,7 @@ class MailchimpClient:
         self.timeout = timeout
         self.session = build_session(pool_size=max_connections, retries=retries)
         self.session.auth = ("stripe-audiences", api_key)
+        self._secrets = basic_credentials("stripe-audiences", api_key)  # kept out of every error
         self._calls = 0
         self._lock = threading.Lock()
 
@@ -111,7 +113,7 @@ class MailchimpClient:
             timeout=self.timeout,
         )
         if response.status_code >= 400:
-            raise _error(response, method, path)
+            raise _error(response, method, path, self._secrets)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
@@ -187,18 +189,20 @@ class MailchimpClient:
         self.session.close()
 
 
-def _error(response: requests.Response, method: str, path: str) -> MailchimpError:
+def _error(response: requests.Response, method: str, path: str, secrets: list[str]) -> MailchimpError:
+    """The error of a refused call; whatever the body echoes of the request's credentials is masked."""
     try:
         body = response.json()
     except ValueError:
         body = {}
     if not isinstance(body, dict):
         body = {}
+    errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
     return MailchimpError(
         status=response.status_code,
-        title=str(body.get("title") or response.reason or ""),
-        detail=str(body.get("detail") or ""),
-        errors=list(body.get("errors") or []),
+        title=redact_secrets(str(body.get("title") or response.reason or ""), secrets),
+        detail=redact_secrets(str(body.get("detail") or ""), secrets),
+        errors=[{k: redact_secrets(str(v), secrets) for k, v in e.items()} for e in errors],
         method=method,
         path=path,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
@@ -25,10 +25,10 @@ import duckdb
 from audiences.field_mapping import FieldMapping
 from audiences.mailchimp_client import MailchimpClient, MailchimpError, subscriber_hash, worker_pool
 from audiences.mailchimp_tags import TagChanges, apply_tag_changes
-from audiences.payload_sql import mailchimp_contacts_sql, mailchimp_payload_sql, non_ascii_email_keys
+from audiences.payload_sql import contacts_sql, mailchimp_payload_sql, non_ascii_email_keys
 from audiences.profiles import Profile, ProfileSource, stage_profiles
 from audiences.sync_result import SyncResult
-from audiences.sync_state import Plan, Rejection, payload_hash, plan_changes, record_outcome
+from audiences.sync_state import Plan, Rejection, payload_hash, plan_changes, record_accepted, record_outcome
 from audiences.warehouse import registered
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,12 @@ def contact_rejections(con: duckdb.DuckDBPyConnection, contacts: str) -> list[Re
     """The profiles that are not contacts: no email, an invalid one, or the same email (any case) as a profile
     that wins the contact (the highest lifetime spend, then the lowest customer id): recorded with the reason."""
     rows = con.execute(
-        f"select customer_id, email, __valid, __key, __winner from {contacts} where not __valid or __rank > 1 "
-        "order by customer_id"
+        f"select customer_id, email, __email, __valid, __key, __winner from {contacts} "
+        "where not __valid or __rank > 1 order by customer_id"
     ).fetchall()
     rejections: list[Rejection] = []
-    for customer_id, email, valid, key, winner in rows:
-        if not email:
+    for customer_id, email, address, valid, key, winner in rows:
+        if not address:  # none, or only spaces
             rejections.append(Rejection(customer_id, "missing email", True, payload_hash({})))
         elif not valid:
             rejections.append(Rejection(customer_id, "invalid email address", True, payload_hash({"email": email})))
@@ -107,9 +107,7 @@ def plan_contacts(
     columns = source.columns(con)
     contacts = "_mailchimp_contacts"
     with registered(con, "_email_keys", non_ascii_email_keys(con, source, subscriber_hash)):
-        con.execute(
-            f"create or replace temp table {contacts} as {mailchimp_contacts_sql(source, columns, '_email_keys')}"
-        )
+        con.execute(f"create or replace temp table {contacts} as {contacts_sql(source, columns, '_email_keys')}")
     try:
         invalid = contact_rejections(con, contacts)
         plan = plan_changes(
@@ -192,9 +190,15 @@ def _extra(plan: Plan, key: str) -> tuple[str, int]:
 
 
 def _create_in_batches(
-    client: MailchimpClient, list_id: str, plan: Plan, keys: list[str], max_connections: int
+    client: MailchimpClient,
+    list_id: str,
+    plan: Plan,
+    keys: list[str],
+    max_connections: int,
+    on_created: Callable[[list[str]], None] = lambda keys: None,
 ) -> tuple[list[str], list[str], dict[str, Rejection]]:
-    """Batch-create ``keys``; returns (created, already existing, refused)."""
+    """Batch-create ``keys``; returns (created, already existing, refused). ``on_created`` gets each batch's
+    created keys as it is answered (on the calling thread): a new member is complete then, its tags included."""
     created: list[str] = []
     existing: list[str] = []
     refused: dict[str, Rejection] = {}
@@ -213,6 +217,7 @@ def _create_in_batches(
                 refused.update({k: _failure(k, error, plan) for k in chunk})
                 continue
             by_email = {subscriber_hash(str(e.get("email_address") or "")): e for e in answer.get("errors") or []}
+            done = len(created)
             for key in chunk:
                 problem = by_email.get(key)
                 if problem is None:
@@ -220,8 +225,12 @@ def _create_in_batches(
                 elif problem.get("error_code") == CONTACT_EXISTS:
                     existing.append(key)
                 else:  # the member's own data was refused (fake email, compliance state, forgotten...)
-                    reason = f"{problem.get('error_code', 'ERROR')}: {problem.get('error', '')}"[:500]
+                    reason = f"{problem.get('error_code', 'ERROR')}: {problem.get('error', '')}"
+                    if problem.get("field_message"):  # which value: the error alone can be generic
+                        reason += f" ({problem.get('field') or 'member'}: {problem['field_message']})"
+                    reason = reason[:500]
                     refused[key] = Rejection(key, reason, True, plan.hashes[key])
+            on_created(created[done:])
     return created, existing, refused
 
 
@@ -292,7 +301,16 @@ def sync_members(
 
     sending = time.monotonic()
     refused: dict[str, Rejection] = {}
-    created, existing, refused_new = _create_in_batches(client, list_id, plan, members.create, max_connections)
+    # Each batch's new members are recorded as it is answered: a run that dies later (or in another batch) does
+    # not create them again.
+    created, existing, refused_new = _create_in_batches(
+        client,
+        list_id,
+        plan,
+        members.create,
+        max_connections,
+        lambda keys: record_accepted(con, DESTINATION, [(k, plan.hashes[k], plan.texts[k]) for k in keys]),
+    )
     refused.update(refused_new)
     refused.update(_put_each(client, list_id, plan, existing + members.put, max_connections))
     for key in existing:  # already a member (added by someone else, or by a run of ours that was lost)

@@ -106,9 +106,9 @@ def json_object(entries: Mapping[str, str], optional: Mapping[str, str] | None =
     return "concat('{', substr(concat(" + ", ".join(parts) + "), 2), '}')"
 
 
-def valid_email(columns: Mapping[str, str], table: str = "p") -> str:
+def valid_email(columns: Mapping[str, str], table: str = "p", column: str = "email") -> str:
     """An address we may send: present and, when the mart says, valid (a NULL verdict is not valid)."""
-    present = f"({table}.email is not null and {table}.email <> '')"
+    present = f"({table}.{column} is not null and {table}.{column} <> '')"
     if "has_valid_email" in columns:
         return f"({present} and coalesce({table}.has_valid_email, false))"
     return present
@@ -120,29 +120,39 @@ def valid_email(columns: Mapping[str, str], table: str = "p") -> str:
 def non_ascii_email_keys(
     con: duckdb.DuckDBPyConnection, source: ProfileSource, subscriber_hash: Callable[[str], str]
 ) -> pa.Table:
-    """``(email, key)`` for the addresses with non-ASCII characters, hashed by ``subscriber_hash`` (Python's
-    Unicode case and space rules); ASCII addresses are hashed in SQL, by the same rules."""
+    """``(email, key, address)`` for the addresses with non-ASCII characters: the key by ``subscriber_hash``
+    (Python's Unicode case and space rules), the address trimmed by Python's rules; ASCII addresses are keyed
+    and trimmed in SQL, by the same rules."""
     emails = [
         row[0]
         for row in con.execute(
             f"select distinct email from ({source.select()}) where email is not null and strlen(email) <> length(email)"
         ).fetchall()
     ]
-    keys = [subscriber_hash(e) for e in emails]
-    return pa.table({"email": pa.array(emails, pa.string()), "key": pa.array(keys, pa.string())})
+    return pa.table(
+        {
+            "email": pa.array(emails, pa.string()),
+            "key": pa.array([subscriber_hash(e) for e in emails], pa.string()),
+            "address": pa.array([e.strip() for e in emails], pa.string()),
+        }
+    )
 
 
-def mailchimp_contacts_sql(source: ProfileSource, columns: Mapping[str, str], email_keys: str) -> str:
-    """Every profile with its contact key (md5 of the trimmed, lowercased address), whether it may be a contact,
-    and its rank among the profiles of the same address: the highest lifetime spend, then the lowest id, wins."""
+def contacts_sql(source: ProfileSource, columns: Mapping[str, str], email_keys: str | None) -> str:
+    """Every profile with its address as sent (``__email``: trimmed), its contact key (md5 of the trimmed,
+    lowercased address), whether it may be a contact, and its rank among the profiles of the same address: the
+    highest lifetime spend, then the lowest id, wins (the one rule for every destination). ``email_keys``: the
+    ``non_ascii_email_keys`` table; without it, non-ASCII addresses are keyed by DuckDB's case rules."""
     spend = "coalesce(lifetime_spend, 0)" if "lifetime_spend" in columns else "0"
+    keys = email_keys or "(select null::varchar as email, null::varchar as key, null::varchar as address)"
     return f"""
         with p as ({source.select()}),
-        keyed as (
-            select p.*, {valid_email(columns)} as __valid,
+        trimmed as (
+            select p.*, coalesce(k.address, trim(p.email, {_ASCII_SPACE})) as __email,
                 coalesce(k.key, md5(lower(trim(p.email, {_ASCII_SPACE})))) as __key
-            from p left join {email_keys} k on k.email = p.email
-        )
+            from p left join {keys} k on k.email = p.email
+        ),
+        keyed as (select *, {valid_email(columns, "trimmed", "__email")} as __valid from trimmed)
         select *,
             case when __valid then row_number() over (
                 partition by __valid, __key order by {spend} desc, customer_id) end as __rank,
@@ -167,7 +177,7 @@ def mailchimp_payload_sql(
     values = "".join(f", {value} as {names[tag]}" for tag, value in merge.items())
     consent = "coalesce(marketing_consent::boolean, false)" if "marketing_consent" in columns else "false"
     status = f"case when {consent} then 'subscribed' else 'transactional' end"
-    common = {"email_address": "to_json(email)::varchar", "tags": "to_json(__tags)::varchar"}
+    common = {"email_address": "to_json(__email)::varchar", "tags": "to_json(__tags)::varchar"}
     payload = json_object(
         {
             **common,
@@ -206,14 +216,22 @@ def customerio_payload_sql(
     max_identifier_bytes: int,
     max_op_bytes: int,
     max_value_bytes: int,
+    email_keys: str | None = None,
 ) -> str:
     """record_key (the customer id), payload (canonical JSON: ``{attributes, id}``), op (the ``identify``
-    operation, as sent) and problem (why Customer.io would refuse the op; NULL when it fits)."""
+    operation, as sent), problem (why Customer.io would refuse the op; NULL when it fits) and yields_email.
+
+    An address is one person's (Customer.io refuses an email another person has, without saying so in the
+    answer): the profile that wins the address (``contacts_sql``: the same rule as Mailchimp's contact) gets it,
+    the others of that address get ``email: ""``, which removes it from them (``yields_email``: such ops are
+    sent before the others, so an address can move to a new winner in one run). ``email_keys``: as for
+    ``contacts_sql``."""
     attributes = {
         name: attribute_value(column, columns.get(column, '"NULL"'))
         for column, name in mapping.customerio_attributes.items()
     }
-    entries = {**attributes, "email": "to_json(email)::varchar", "segments": "to_json(__tags)::varchar"}
+    email = f"case when __rank = 1 then to_json(__email)::varchar else {EMPTY} end"
+    entries = {**attributes, "email": email, "segments": "to_json(__tags)::varchar"}
     optional = {"email": "__valid"}
     checks: list[tuple[str, str]] = []  # (condition, reason), in the order the attributes are written
     for column, name in mapping.customerio_attributes.items():
@@ -221,7 +239,7 @@ def customerio_payload_sql(
             continue
         checks.append((_too_long(column, columns.get(column, ""), max_value_bytes), name))
     checks += [
-        (f"(__valid and strlen(email) > {max_value_bytes})", "email"),
+        (f"(__valid and __rank = 1 and strlen(__email) > {max_value_bytes})", "email"),
         (f"strlen(to_json(__tags)::varchar) > {max_value_bytes}", "segments"),
     ]
     attribute_problems = " ".join(
@@ -230,14 +248,14 @@ def customerio_payload_sql(
     )
     too_big = f" bytes exceeds the {max_op_bytes}-byte limit"
     return f"""
-        with p as (select *, {valid_email(columns, "s")} as __valid from ({source.select()}) s),
+        with p as ({contacts_sql(source, columns, email_keys)}),
         a as (
             select customer_id, to_json(customer_id)::varchar as id, {json_object(entries, optional)} as attributes,
-                case {attribute_problems} end as attribute_problem
+                case {attribute_problems} end as attribute_problem, coalesce(__rank > 1, false) as yields_email
             from p
         ),
         o as (
-            select customer_id, id, attribute_problem, attributes,
+            select customer_id, id, attribute_problem, attributes, yields_email,
                 '{{"type":"person","identifiers":{{"id":' || id || '}},"action":"identify","attributes":'
                     || attributes || '}}' as op
             from a
@@ -249,7 +267,8 @@ def customerio_payload_sql(
                 when strlen(op) >= {max_op_bytes}
                     then 'operation of ' || strlen(op) || {literal(too_big)}
                 else attribute_problem
-            end as problem
+            end as problem,
+            yields_email
         from o
     """
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import stripe
 
+from audiences.http import check_base_url
 from audiences.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -21,11 +22,16 @@ T = TypeVar("T")
 
 
 def make_client(api_key: str, api_base: str, max_network_retries: int = 3) -> stripe.StripeClient:
-    """A ``StripeClient`` bound to ``api_base`` with explicit network retries (it retries none by default)."""
+    """A ``StripeClient`` bound to ``api_base`` with explicit network retries (it retries none by default).
+
+    ``api_base`` is https, or plain http on loopback only (the stand-in); certificates are always verified, against
+    the CA bundle the SDK ships (a path, which requests' ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` do not override).
+    """
     return stripe.StripeClient(
         api_key,
-        base_addresses={"api": api_base.rstrip("/")},
+        base_addresses={"api": check_base_url(api_base)},
         max_network_retries=max_network_retries,
+        verify_ssl_certs=True,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,29 +46,63 @@ def _open(target: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise
 
 
+_UMASK_LOCK = threading.Lock()
+_open_writers: list[int] = []  # while write connections are open: the umask to restore when the last one closes
+
+
+@contextmanager
+def _owner_only_files() -> Iterator[None]:
+    """The process creates files readable by their owner only while the block runs: DuckDB creates its
+    write-ahead log (``.wal``, the pending writes: personal data) with the process umask. Nested and concurrent
+    blocks share the setting; the last one out restores the umask the first one found."""
+    with _UMASK_LOCK:
+        previous = os.umask(0o077)
+        _open_writers.append(previous if not _open_writers else _open_writers[0])
+    try:
+        yield
+    finally:
+        with _UMASK_LOCK:
+            original = _open_writers.pop()
+            if not _open_writers:
+                os.umask(original)
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """Create ``folder`` and its missing parents readable by the owner only (existing ones are left alone)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        os.chmod(path, 0o700)
+
+
 @contextmanager
 def connect(path: str | os.PathLike[str], *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, creating its folder and file (readable by the owner only) when missing.
+    """Open the warehouse, creating its folder (and missing parents) and file readable by the owner only when
+    missing; while a write connection is open, files the process creates (DuckDB's ``.wal``) are owner-only too.
 
     Raises :class:`WarehouseBusyError`, saying what to do, when another process holds the file."""
     target = resolve_path(path)
-    if not read_only:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            old_umask = os.umask(0o077)
-            try:
-                con = _open(target, read_only=False)
-            finally:
-                os.umask(old_umask)
-            os.chmod(target, 0o600)
-        else:
-            con = _open(target, read_only=False)
-    else:
+    if read_only:
         con = _open(target, read_only=True)
-    try:
-        yield con
-    finally:
-        con.close()
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+    _make_private_dirs(target.parent)
+    with _owner_only_files():
+        created = not target.exists()
+        con = _open(target, read_only=False)
+        try:
+            if created:
+                os.chmod(target, 0o600)
+            wal = target.with_name(target.name + ".wal")
+            if wal.exists():  # left by a process that died (dbt's own connection, say), with its umask
+                os.chmod(wal, 0o600)
+            yield con
+        finally:
+            con.close()
 
 
 @contextmanager

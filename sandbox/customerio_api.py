@@ -134,6 +134,7 @@ class CustomerIOStandIn(StandInServer):
         self._by_email: dict[str, _Person] = {}  # lowercased: emails are case-insensitive identifiers
         self._suppressed: set[tuple[str, str]] = set()
         self._event_ids: set[str] = set()
+        self._refused: dict[str, tuple[str, str, str]] = {}  # person id -> (reason, field, message) of its ops
         self._cio_seq = 0x3000000
         self._contract = load_contract("customerio")
         self._op_schemas = self._op_schema_map()
@@ -422,6 +423,8 @@ class CustomerIOStandIn(StandInServer):
         kind = present[0]
         value = identifiers[kind]
         self._check_identifier(kind, value, f"identifiers.{kind}")
+        if kind == "id" and value in self._refused:
+            raise _OpError(*self._refused[value])
         attributes = op.get("attributes") or {}
         with self._state:
             if action == "identify":
@@ -519,6 +522,11 @@ class CustomerIOStandIn(StandInServer):
         return Response(200, {})
 
     # -- test helpers ----------------------------------------------------------------------------------
+    def refuse(self, person_id: str, reason: str, field_name: str, message: str) -> None:
+        """Batch ops for this person id fail with this per-op error (in a 207, the batch's other ops applied)."""
+        with self._state:
+            self._refused[person_id] = (reason, field_name, message)
+
     def _lookup(self, identifier: str) -> _Person | None:
         if identifier.startswith("cio_"):
             return self._find("cio_id", identifier)

@@ -60,6 +60,8 @@ class Fault:
     raw: bytes | None = None  # send these bytes as the body, e.g. truncated JSON
     delay: float = 0.0  # sleep before answering (client time-outs)
     skip: int = 0  # let this many matching requests through first
+    cut: int | None = None  # answer as usual, but close the connection after this many bytes of the body
+    apply: bool = False  # handle the request for real, then answer ``delay`` late (cut short with ``cut``)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Response:
     body: Any = None  # dict/list -> JSON; bytes -> raw; None -> empty
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    cut: int | None = None  # a reset mid-body: the headers announce the whole body, only this many bytes follow
 
 
 Handler = Callable[[Request], Response]
@@ -113,6 +116,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for key, value in response.headers.items():
             self.send_header(key, value)
         self.end_headers()
+        if response.cut is not None:  # the connection dies mid-body
+            self.wfile.write(payload[: response.cut])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if payload:
             self.wfile.write(payload)
 
@@ -174,6 +182,12 @@ class StandInServer:
 
     def _answer(self, request: Request) -> Response | None:
         fault = self._take_fault(request)
+        if fault is not None and (fault.apply or fault.cut is not None):
+            response = self._route(request)
+            time.sleep(fault.delay)
+            if response is not None:
+                response.cut = fault.cut
+            return response
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
@@ -182,6 +196,9 @@ class StandInServer:
             if fault.raw is not None:
                 return Response(fault.status, fault.raw, dict(fault.headers))
             return Response(fault.status, fault.body, dict(fault.headers))
+        return self._route(request)
+
+    def _route(self, request: Request) -> Response | None:
         allowed: list[str] = []
         for method, regex, handler in self._routes:
             match = regex.match(request.path)
