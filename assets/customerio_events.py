@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
+from assets.disconnect import disconnected
 from assets.push_common import report_push, skipped
 from assets.warehouse_models import warehouse_models
 from audiences.customerio_events import CAMPAIGN_WINDOW_HOURS, forward_events
@@ -43,6 +44,8 @@ def customerio_person_events(
     customerio: CustomerIOResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
+    if (off := disconnected(context, "Customer.io")) is not None:
+        return off
     if not customerio.configured:
         return skipped(context, "Customer.io", "CUSTOMERIO_SITE_ID or CUSTOMERIO_API_KEY")
     started = time.time()

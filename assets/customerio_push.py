@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.disconnect import disconnected
 from assets.push_common import PROFILE_MODELS, PushConfig, run_push, skipped
 from audiences.customerio_sync import sync_people
 from orchestration.policies import FRESHNESS, OWNERS, WAREHOUSE_POOL
@@ -24,6 +25,8 @@ def customerio_people(
     customerio: CustomerIOResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
+    if (off := disconnected(context, "Customer.io")) is not None:
+        return off
     if not customerio.configured:
         return skipped(context, "Customer.io", "CUSTOMERIO_SITE_ID or CUSTOMERIO_API_KEY")
     client = customerio.client()

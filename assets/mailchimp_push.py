@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.disconnect import disconnected
 from assets.push_common import PROFILE_MODELS, PushConfig, run_push, skipped
 from audiences.mailchimp_sync import sync_members
 from orchestration.policies import FRESHNESS, OWNERS, WAREHOUSE_POOL
@@ -27,6 +28,8 @@ def mailchimp_audience_members(
     mailchimp: MailchimpResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
+    if (off := disconnected(context, "Mailchimp")) is not None:
+        return off
     if not mailchimp.configured:
         return skipped(context, "Mailchimp", "MAILCHIMP_API_KEY or MAILCHIMP_AUDIENCE_ID")
     audience_id = mailchimp.audience_id or ""

@@ -19,8 +19,9 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from audiences.stripe_checkout import fill_line_items
 from audiences.stripe_reader import PAGE_SIZE, StripeReader
-from audiences.stripe_streams import CHARGES, EVENTS, Stream, event_queries
+from audiences.stripe_streams import CHARGES, CHECKOUT_SESSIONS, EVENTS, Stream, event_queries
 from audiences.warehouse import registered
 
 OVERLAP_SECONDS = 300  # re-read this much before the cursor: events can appear in lists a little late
@@ -258,5 +259,7 @@ def apply_events(
     for objects, deleted_at in latest_states(con, stream, since):
         if stream is CHARGES:
             fill_balance_transactions(con, reader, objects, since)
+        elif stream is CHECKOUT_SESSIONS:
+            fill_line_items(con, reader, objects, since)
         changed += stream.upsert(con, stream.to_arrow(objects, extracted_at, deleted_at))
     return changed

@@ -318,6 +318,56 @@ DISPUTES = Stream(
 )
 
 
+def _path(*keys: str) -> Getter:
+    """A nested field, e.g. ``consent.promotions``; None when a level is missing."""
+
+    def get(o: dict[str, Any]) -> Any:
+        value: Any = o
+        for name in keys:
+            value = value.get(name) if isinstance(value, dict) else None
+        return value
+
+    return get
+
+
+def _line_items(o: dict[str, Any]) -> Any:
+    """The expanded ``line_items.data`` (each with its price); None when the object came without them (events
+    never carry them: ``stripe_checkout.fill_line_items`` gives them back)."""
+    items = o.get("line_items")
+    data = items.get("data") if isinstance(items, dict) else None
+    return None if data is None else json.dumps(data, sort_keys=True)
+
+
+CHECKOUT_SESSIONS = Stream(
+    name="checkout_sessions",
+    path="/v1/checkout/sessions",
+    description="Stripe Checkout Sessions with their line items (what was bought) and the promotions consent asked.",
+    list_params={"expand": ["data.line_items"]},
+    object_type="checkout.session",
+    event_types=(
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+        "checkout.session.expired",
+    ),
+    columns=(
+        col("id", "VARCHAR"),
+        col("customer_id", "VARCHAR", ref_id("customer")),
+        col("payment_intent_id", "VARCHAR", ref_id("payment_intent")),
+        col("invoice_id", "VARCHAR", ref_id("invoice")),
+        col("mode", "VARCHAR"),
+        col("status", "VARCHAR"),
+        col("payment_status", "VARCHAR"),
+        col("currency", "VARCHAR"),
+        col("amount_total", "BIGINT"),
+        col("customer_email", "VARCHAR", _path("customer_details", "email")),
+        col("consent_promotions", "VARCHAR", _path("consent", "promotions")),
+        col("line_items", "JSON", _line_items),
+        col("created", "TIMESTAMPTZ"),
+    ),
+)
+
+
 def _data_object(sub: str) -> Getter:
     def get(o: dict[str, Any]) -> Any:
         data = o.get("data")
@@ -349,7 +399,16 @@ EVENTS = Stream(
     ),
 )
 
-OBJECT_STREAMS: tuple[Stream, ...] = (CUSTOMERS, CHARGES, SUBSCRIPTIONS, PRODUCTS, PRICES, REFUNDS, DISPUTES)
+OBJECT_STREAMS: tuple[Stream, ...] = (
+    CUSTOMERS,
+    CHARGES,
+    SUBSCRIPTIONS,
+    PRODUCTS,
+    PRICES,
+    REFUNDS,
+    DISPUTES,
+    CHECKOUT_SESSIONS,
+)
 STREAMS: tuple[Stream, ...] = (*OBJECT_STREAMS, EVENTS)
 STREAMS_BY_NAME = {s.name: s for s in STREAMS}
 

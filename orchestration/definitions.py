@@ -13,11 +13,13 @@ from assets.checks import asset_checks
 from assets.customerio_events import customerio_person_events
 from assets.customerio_push import customerio_people
 from assets.mailchimp_push import mailchimp_audience_members
+from assets.mailchimp_store import mailchimp_store
 from assets.stripe_extract import stripe_extract
 from assets.warehouse_models import warehouse_models
 from audiences.customerio_client import DEFAULT_CONCURRENCY, DEFAULT_TRACK_REQUESTS_PER_SECOND
 from orchestration.dbt_project import dbt_resource
 from orchestration.jobs import extract_stripe, nightly_sync, push_audiences
+from orchestration.mailchimp_store_resource import DEFAULT_STORE_CURRENCY, MailchimpStoreResource
 from orchestration.resources import CustomerIOResource, MailchimpResource, StripeResource, WarehouseResource
 from orchestration.schedules import nightly_schedule
 from orchestration.sensors import run_failure_alert
@@ -50,7 +52,14 @@ def with_code_references(assets: list[dg.AssetsDefinition]) -> list[Any]:
 
 defs = dg.Definitions(
     assets=with_code_references(
-        [stripe_extract, warehouse_models, mailchimp_audience_members, customerio_people, customerio_person_events]
+        [
+            stripe_extract,
+            warehouse_models,
+            mailchimp_audience_members,
+            mailchimp_store,
+            customerio_people,
+            customerio_person_events,
+        ]
     ),
     asset_checks=asset_checks,
     jobs=[nightly_sync, extract_stripe, push_audiences],
@@ -69,6 +78,11 @@ defs = dg.Definitions(
             api_key=env_if_set("MAILCHIMP_API_KEY"),
             audience_id=env_if_set("MAILCHIMP_AUDIENCE_ID"),
             api_base=env_if_set("MAILCHIMP_API_BASE"),
+        ),
+        "mailchimp_store": MailchimpStoreResource(
+            store_id=env_if_set("MAILCHIMP_STORE_ID"),
+            currency_code=env_or_default("MAILCHIMP_STORE_CURRENCY", DEFAULT_STORE_CURRENCY),
+            name=env_or_default("MAILCHIMP_STORE_NAME", "Stripe"),
         ),
         "customerio": CustomerIOResource(
             site_id=env_if_set("CUSTOMERIO_SITE_ID"),

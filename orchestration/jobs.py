@@ -19,5 +19,8 @@ extract_stripe = dg.define_asset_job(
 push_audiences = dg.define_asset_job(
     "push_audiences",
     selection=dg.AssetSelection.groups("mailchimp", "customerio"),
-    description="Only push the current profiles to the destinations (dry_run / full_resync in the run config).",
+    description=(
+        "Only push the current profiles (and the Mailchimp store) to the destinations (dry_run / full_resync in the "
+        "run config)."
+    ),
 )

@@ -45,3 +45,13 @@ def env_int(name: str) -> int | None:
     if value != int(value) or value < 1:
         raise ValueError(f"{name} must be a positive whole number, not {os.environ[name]!r}")
     return int(value)
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no setting (not a secret): ``true``/``1``/``yes`` or ``false``/``0``/``no``, any case; unset = no."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise ValueError(f"{name} must be true or false, not {os.environ[name]!r}")

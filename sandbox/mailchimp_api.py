@@ -354,6 +354,9 @@ class MailchimpStandIn(StandInServer):
         self._api("POST", f"{p}/lists/{{list_id}}/segments", self._create_segment)
         self._api("GET", f"{p}/lists/{{list_id}}/segments/{{segment_id}}", self._get_segment)
         self._api("POST", f"{p}/lists/{{list_id}}/segments/{{segment_id}}", self._segment_members)
+        from sandbox import mailchimp_ecommerce_api  # imports this module: import it once this one is loaded
+
+        self.ecommerce = mailchimp_ecommerce_api.install(self)  # /ecommerce/stores/...
 
     # -- plumbing ------------------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response | None:

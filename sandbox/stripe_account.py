@@ -1614,10 +1614,18 @@ class StripeAccount:
         *,
         email: str | None = None,
         payment_intent: str | None = None,
+        line_items: list[tuple[str, int]] | None = None,
     ) -> dict[str, Any]:
-        """A completed Checkout Session; ``promotions_consent`` is ``opt_in``, ``opt_out`` or None."""
+        """A completed Checkout Session; ``promotions_consent`` is ``opt_in``, ``opt_out`` or None.
+
+        ``line_items``: (price id, quantity) of what was bought, served when a request expands ``line_items``
+        (Stripe never includes them otherwise, nor in events); None: a session of an amount only."""
         if promotions_consent not in (None, "opt_in", "opt_out"):
             raise ValueError("promotions_consent must be None, 'opt_in' or 'opt_out'")
+        for price_id, quantity in line_items or ():
+            self._record("price", price_id)
+            if int(quantity) < 1:
+                raise ValueError("a line item's quantity is at least 1")
         created = self.now if created is None else int(created)
         customer = self._record("customer", customer_id) if customer_id else {}
         object_id = self.new_id("checkout.session")
@@ -1637,9 +1645,42 @@ class StripeAccount:
             "payment_intent": payment_intent or self.new_id("payment_intent"),
             "client_reference_id": None,
         }
+        if line_items:
+            rec["_line_items"] = [(price_id, int(quantity)) for price_id, quantity in line_items]
         self._insert("checkout.session", rec)
         self._emit("checkout.session.completed", "checkout.session", rec, created)
         return self._out("checkout.session", rec)
+
+    @_locked
+    def checkout_line_items(self, session_id: str) -> dict[str, Any]:
+        """The session's ``line_items`` list (as ``expand[]=line_items`` gives it): one ``item`` per line, its
+        price expanded, amounts = unit amount x quantity (a session without lines has an empty list)."""
+        rec = self._record("checkout.session", session_id)
+        data = []
+        for i, (price_id, quantity) in enumerate(rec.get("_line_items") or ()):
+            price = self.render("price", self._record("price", price_id))
+            product = self._records["product"].get(price["product"]) or {}
+            amount = int(price["unit_amount"] or 0) * quantity
+            item = _clone(fixtures()["item"])
+            item.update(
+                id=f"li_{session_id[-22:]}{i:02d}",
+                amount_discount=0,
+                amount_subtotal=amount,
+                amount_tax=0,
+                amount_total=amount,
+                currency=price["currency"],
+                description=product.get("name"),
+                price=price,
+                quantity=quantity,
+                adjustable_quantity=None,
+            )
+            data.append(item)
+        return {
+            "object": "list",
+            "data": data,
+            "has_more": False,
+            "url": f"/v1/checkout/sessions/{session_id}/line_items",
+        }
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -2022,12 +2063,22 @@ def generate_account(
             if one_time and rng.random() < 0.45:
                 price_id, amount = rng.choice(one_time)
                 description = acct._records["product"][acct._records["price"][price_id]["product"]]["name"]
+                bought: list[tuple[str, int]] | None = [(price_id, 1)]
             else:
                 amount, description = _basket_amount(rng, currency), "Northwind order"
+                bought = None  # a basket of no catalogue product
             ch = charge(cid, amount, currency, at, description=description)
             if i == 0 and ch is not None and acct.field("charge", ch, "status") == "succeeded" and rng.random() < 0.5:
                 consent = _pick(rng, ((None, 0.4), ("opt_in", 0.35), ("opt_out", 0.25)))
-                acct.complete_checkout(cid, amount, currency, consent, created=at, payment_intent=ch["payment_intent"])
+                acct.complete_checkout(
+                    cid,
+                    amount,
+                    currency,
+                    consent,
+                    created=at,
+                    payment_intent=ch["payment_intent"],
+                    line_items=bought,
+                )
             activity = max(activity, at)
 
         # subscription

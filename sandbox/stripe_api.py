@@ -230,7 +230,9 @@ LISTS: dict[str, ListSpec] = {
     "/v1/prices": ListSpec("price", ("active", "currency", "product", "type"), {"product": "product"}),
     "/v1/invoices": ListSpec("invoice", ("customer", "status", "subscription"), {"customer": "customer"}),
     "/v1/checkout/sessions": ListSpec(
-        "checkout.session", ("customer", "payment_intent", "status"), {"customer": "customer"}
+        "checkout.session",
+        ("customer", "payment_intent", "status"),
+        {"customer": "customer", "line_items": "checkout.line_items"},  # line_items: only when expanded
     ),
     "/v1/events": ListSpec("event", ("type", "types", "delivery_success")),
 }
@@ -423,6 +425,9 @@ class StripeStandIn(StandInServer):
 
     def _expand(self, obj: dict[str, Any], fields: list[str], spec: ListSpec) -> dict[str, Any]:
         for name in fields:
+            if spec.expandable[name] == "checkout.line_items":
+                obj[name] = self.account.checkout_line_items(obj["id"])
+                continue
             value = obj.get(name)
             if not isinstance(value, str):
                 continue

@@ -62,6 +62,12 @@ create table stripe.disputes (
   reason VARCHAR, created TIMESTAMPTZ, is_deleted BOOLEAN, deleted_at TIMESTAMPTZ, raw JSON,
   _extracted_at TIMESTAMPTZ
 );
+create table stripe.checkout_sessions (
+  id VARCHAR primary key, customer_id VARCHAR, payment_intent_id VARCHAR, invoice_id VARCHAR, mode VARCHAR,
+  status VARCHAR, payment_status VARCHAR, currency VARCHAR, amount_total BIGINT, customer_email VARCHAR,
+  consent_promotions VARCHAR, line_items JSON, created TIMESTAMPTZ, is_deleted BOOLEAN, deleted_at TIMESTAMPTZ,
+  raw JSON, _extracted_at TIMESTAMPTZ
+);
 create table stripe.events (
   id VARCHAR primary key, type VARCHAR, object_type VARCHAR, object_id VARCHAR, api_version VARCHAR,
   livemode BOOLEAN, previous_attributes JSON, created TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ

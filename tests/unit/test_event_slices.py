@@ -30,6 +30,9 @@ def test_event_filters_cover_every_type_with_few_requests() -> None:
         "customer.deleted",
         "invoice.payment_failed",
         "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+        "checkout.session.expired",
     }
     assert not any(q.get("type") == "charge.dispute.*" for q in queries)  # covered by charge.*
     assert len(queries) == 6

@@ -43,7 +43,13 @@ def test_marts_and_destinations_are_overdue_after_36_hours_and_nothing_else() ->
         "marts/customer_profiles",
         "marts/customer_segments",
         "marts/marketing_events",
+        "marts/store_products",
+        "marts/store_product_variants",
+        "marts/store_customers",
+        "marts/store_orders",
+        "marts/store_order_lines",
         "mailchimp/audience_members",
+        "mailchimp/store",
         "customerio/people",
         "customerio/person_events",
     }
