@@ -49,9 +49,10 @@ format: setup
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-# Two workers (the end-to-end tests wait on subprocesses and stand-ins: one worker keeps one core busy); a test
-# file stays on one worker, since its tests share a pipeline. TEST_WORKERS=0 runs them in this process.
-TEST_WORKERS ?= 2
+# Three workers on two cores: the end-to-end tests spend part of their time waiting on subprocesses, stand-in
+# latencies and retry back-offs, which a third worker fills. A test file stays on one worker, since its tests
+# share a pipeline. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 3
 test: lint manifest browser postgres
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 

@@ -1,7 +1,9 @@
 """The dbt project as Dagster assets; dbt tests run as asset checks.
 
 ``dbt build`` stops at a failing error-severity test, the step fails, and the reverse-ETL assets downstream
-do not run: nothing is pushed from models that failed their tests.
+do not run: nothing is pushed from models that failed their tests. dbt's unit tests (fixed inputs, checking the
+models' logic, not the data) run where the code changes, in `make test` (tests/dbt, tests/postgres), not in
+every production run: the job builds with ``--exclude-resource-type unit_test``.
 """
 
 import os
@@ -56,7 +58,7 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, war
     # dbt writes the warehouse (and DuckDB's .wal beside it) from its own process: owner-only files, as ours are.
     umask = os.umask(0o077)
     try:
-        invocation = dbt.cli(["build"], context=context)
+        invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
     finally:
         os.umask(umask)
     nodes = invocation.manifest["nodes"]

@@ -7,8 +7,9 @@ import re
 from collections.abc import Iterable
 
 # Any address: the local part and the domain may be non-ASCII (zoë@bücher.de), so "not a separator" rather
-# than a list of allowed characters; the top-level label has two characters or more and no dot.
-_SEP = r"\s@<>()\[\],;:=\"|`"
+# than a list of allowed characters (quotes end it: messages quote ids as 'jane@example.com'); the top-level
+# label has two characters or more and no dot.
+_SEP = r"\s@<>()\[\],;:=\"'|`"
 _EMAIL = re.compile(rf"([^{_SEP}])[^{_SEP}]*@([^{_SEP}]+\.[^{_SEP}.]{{2,}})")
 
 
