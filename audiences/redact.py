@@ -7,10 +7,11 @@ import re
 from collections.abc import Iterable
 
 # Any address: the local part and the domain may be non-ASCII (zoë@bücher.de), so "not a separator" rather
-# than a list of allowed characters (quotes end it: messages quote ids as 'jane@example.com'); the top-level
-# label has two characters or more and no dot.
-_SEP = r"\s@<>()\[\],;:=\"'|`"
-_EMAIL = re.compile(rf"([^{_SEP}])[^{_SEP}]*@([^{_SEP}]+\.[^{_SEP}.]{{2,}})")
+# than a list of allowed characters; the top-level label has two characters or more and no dot. An apostrophe
+# belongs to a local part (o'neil@x.io) but cannot start one, nor be in a domain: a quoted address
+# ('jane@example.com', as error messages print ids) is masked inside its quotes.
+_SEP = r"\s@<>()\[\],;:=\"|`"
+_EMAIL = re.compile(rf"([^{_SEP}'])[^{_SEP}]*@([^{_SEP}']+\.[^{_SEP}'.]{{2,}})")
 
 
 def mask_emails(text: str) -> str:

@@ -206,6 +206,8 @@ def test_client_errors_never_carry_the_key() -> None:
 def test_emails_are_masked_whatever_their_characters() -> None:
     text = "refused zoë@bücher.de, 用户@例子.广告 and <Jane.Doe@Example.com>; o'neil@x.io."
     assert mask_emails(text) == "refused z***@bücher.de, 用***@例子.广告 and <J***@Example.com>; o***@x.io."
+    # quoted, as Stripe's errors print an id: masked inside the quotes
+    assert mask_emails("No such customer: 'jane@example.com'") == "No such customer: 'j***@example.com'"
 
 
 # -- the warehouse file, its log and its folder ---------------------------------------------------------
