@@ -42,6 +42,7 @@ _COUNTED = {
     "disputes": "dispute",
     "balance_transactions": "balance_transaction",
     "invoices": "invoice",
+    "invoice_payments": "invoice_payment",
 }
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import calendar
 import functools
+import hashlib
 import json
 import math
 import os
@@ -132,6 +133,7 @@ ID_FORMATS: dict[str, tuple[str, int]] = {
     "product": ("prod_", 14),
     "price": ("price_", 24),
     "invoice": ("in_", 24),
+    "invoice_payment": ("inpay_", 24),
     "checkout.session": ("cs_test_a1", 24),
     "event": ("evt_", 24),
     "payment_intent": ("pi_", 24),
@@ -149,6 +151,7 @@ RESOURCES = (
     "product",
     "price",
     "invoice",
+    "invoice_payment",
     "checkout.session",
     "event",
 )
@@ -157,6 +160,7 @@ SECONDARY_INDEXES: dict[str, tuple[str, ...]] = {
     "charge": ("customer",),
     "subscription": ("customer",),
     "invoice": ("customer",),
+    "invoice_payment": ("invoice",),
     "refund": ("charge",),
     "dispute": ("charge",),
     "price": ("product",),
@@ -360,6 +364,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "shipping_details": None,
         "status": "open",
     },
+    "invoice_payment": {"is_default": True, "status": "open"},
     "checkout.session": {
         "after_expiration": None,
         "cancel_url": "https://shop.northwind.example/cart",
@@ -571,6 +576,7 @@ class StripeAccount:
         self.products = ResourceView(self, "product")
         self.prices = ResourceView(self, "price")
         self.invoices = ResourceView(self, "invoice")
+        self.invoice_payments = ResourceView(self, "invoice_payment")
         self.checkout_sessions = ResourceView(self, "checkout.session")
         self.events = ResourceView(self, "event")
 
@@ -693,10 +699,14 @@ class StripeAccount:
         rec: dict[str, Any],
         created: int,
         previous_attributes: dict[str, Any] | None = None,
+        *,
+        event_id: str | None = None,
     ) -> None:
+        """Record an event; ``event_id`` given (a derived one) draws no random id."""
         if self.record_events_since is not None and created < self.record_events_since:
             return
-        event = {"id": self.new_id("event"), "created": created, "type": event_type, "_res": resource, "_obj": rec}
+        event_id = event_id or self.new_id("event")
+        event = {"id": event_id, "created": created, "type": event_type, "_res": resource, "_obj": rec}
         if previous_attributes:
             event["_prev"] = previous_attributes
         self._insert("event", event)
@@ -844,11 +854,117 @@ class StripeAccount:
         obj["data"] = data
         obj["request"] = {"id": None, "idempotency_key": None}
 
+    def _render_invoice(self, obj: dict[str, Any], rec: dict[str, Any], at: int) -> None:
+        """A subscription invoice paid by a charge (:meth:`charge_subscription`): its record is compact (a
+        ``_paid`` tuple), everything else is derived here. Other invoices are stored whole."""
+        paid = rec.get("_paid")
+        if paid is None:
+            return
+        subscription_id, number, reason, lines = paid
+        invoice_id, created, status = obj["id"], obj["created"], obj["status"]
+        final = status != "draft"
+        settled = status == "paid"
+        total = sum(unit * quantity for _, _, quantity, unit in lines)
+        customer_id = obj["customer"]
+        customer = self._records["customer"].get(customer_id) or self._deleted.get(customer_id, ("", {}))[1]
+        obj.update(
+            amount_due=total,
+            amount_paid=total if settled else 0,
+            amount_remaining=0 if settled else total,
+            attempt_count=1 if settled else 0,
+            attempted=settled,
+            auto_advance=not settled,
+            billing_reason=reason,
+            customer_email=customer.get("email"),
+            customer_name=customer.get("name"),
+            effective_at=created if final else None,
+            next_payment_attempt=None,
+            number=number if final else None,
+            period_start=created,
+            period_end=created,
+            subtotal=total,
+            subtotal_excluding_tax=total,
+            total=total,
+            total_excluding_tax=total,
+            webhooks_delivered_at=created if final else None,
+            hosted_invoice_url=f"https://invoice.stripe.com/i/acct_1Northwind/{invoice_id}" if final else None,
+            invoice_pdf=f"https://pay.stripe.com/invoice/acct_1Northwind/{invoice_id}/pdf" if final else None,
+            status_transitions={
+                "finalized_at": created if final else None,
+                "marked_uncollectible_at": None,
+                "paid_at": created if settled else None,
+                "voided_at": None,
+            },
+            parent={
+                "quote_details": None,
+                "subscription_details": {"metadata": None, "subscription": subscription_id},
+                "type": "subscription_details",
+            },
+        )
+        template = self._templates["invoice"]["lines"]["data"][0]
+        data = []
+        for i, (item_id, price_id, quantity, unit) in enumerate(lines):
+            price = self._records["price"].get(price_id) or self._deleted[price_id][1]
+            product_id = price["product"]
+            product = self._records["product"].get(product_id) or self._deleted.get(product_id, ("", {}))[1]
+            recurring = self.field("price", price, "recurring") or {"interval": "month", "interval_count": 1}
+            end = step_interval(created, recurring["interval"], recurring.get("interval_count") or 1, 1)
+            line = _clone(template)
+            line.update(
+                id=derived_id("line_item", invoice_id, f"line{i}"),
+                amount=unit * quantity,
+                currency=obj["currency"],
+                description=f"{quantity} \u00d7 {product.get('name')} (at {unit} / {recurring['interval']})",
+                discount_amounts=[],
+                discounts=[],
+                invoice=invoice_id,
+                metadata={},
+                period={"end": end, "start": created},
+                pretax_credit_amounts=[],
+                quantity=quantity,
+                subscription=subscription_id,
+                subtotal=unit * quantity,
+                taxes=[],
+                parent={
+                    "invoice_item_details": None,
+                    "subscription_item_details": {
+                        "invoice_item": None,
+                        "proration": False,
+                        "proration_details": {"credited_items": None},
+                        "subscription": subscription_id,
+                        "subscription_item": item_id,
+                    },
+                    "type": "subscription_item_details",
+                },
+                pricing={
+                    "price_details": {"price": price_id, "product": product_id},
+                    "type": "price_details",
+                    "unit_amount_decimal": str(unit),
+                },
+            )
+            data.append(line)
+        obj["lines"] = {"data": data, "has_more": False, "object": "list", "url": f"/v1/invoices/{invoice_id}/lines"}
+
+    def _render_invoice_payment(self, obj: dict[str, Any], rec: dict[str, Any], at: int) -> None:
+        paid = obj["status"] == "paid"
+        amount = rec["_amount"]
+        obj["amount_requested"] = amount
+        obj["amount_paid"] = amount if paid else None
+        obj["payment"] = {
+            "charge": None,
+            "payment_intent": rec["_pi"],
+            "payment_record": None,
+            "type": "payment_intent",
+        }
+        obj["status_transitions"] = {"canceled_at": None, "paid_at": obj["created"] if paid else None}
+
     _hooks: dict[str, Callable[..., None]] = {
         "charge": _render_charge,
         "balance_transaction": _render_balance_transaction,
         "dispute": _render_dispute,
         "subscription": _render_subscription,
+        "invoice": _render_invoice,
+        "invoice_payment": _render_invoice_payment,
         "event": _render_event,
     }
 
@@ -1533,6 +1649,93 @@ class StripeAccount:
 
     # -- invoices and checkout -------------------------------------------------------------------
     @_locked
+    def charge_subscription(
+        self,
+        subscription_id: str,
+        created: int | None = None,
+        *,
+        description: str | None = "Subscription update",
+        billing_reason: str = "subscription_cycle",
+    ) -> dict[str, Any]:
+        """A paid period of a subscription: the charge, the paid invoice it paid (one line per subscription item,
+        naming its price, product and quantity) and the InvoicePayment tying the invoice to the charge's payment
+        intent (``charge.invoice`` is gone from the API: that object is the link). Returns the charge.
+
+        Only the charge draws random values: the ids of the invoice, its lines, its payment and their events
+        derive from the charge's id, so a generated account's other objects are what they were without them.
+        """
+        created = self.now if created is None else int(created)
+        sub = self._record("subscription", subscription_id)
+        lines = []
+        for item_id, price_id, quantity, _ in sub["_items"]:
+            price = self._records["price"].get(price_id) or self._deleted[price_id][1]
+            lines.append((item_id, price_id, int(quantity), int(price.get("unit_amount") or 0)))
+        total = sum(unit * quantity for _, _, quantity, unit in lines)
+        charge = self.add_charge(sub["customer"], total, sub["currency"], created=created, description=description)
+        self._paid_invoice(charge["id"], charge["payment_intent"], sub, tuple(lines), billing_reason, created)
+        return charge
+
+    def _paid_invoice(
+        self,
+        charge_id: str,
+        payment_intent: str,
+        sub: dict[str, Any],
+        lines: tuple[tuple[str, str, int, int], ...],
+        billing_reason: str,
+        created: int,
+    ) -> None:
+        """The invoice a charge paid and its InvoicePayment, with Stripe's events, all of derived ids."""
+        customer_id = sub["customer"]
+        customer = self._record("customer", customer_id)
+        seq = self._invoice_numbers.get(customer_id, 0) + 1
+        self._invoice_numbers[customer_id] = seq
+        number = f"{self.field('customer', customer, 'invoice_prefix') or 'INV'}-{seq:04d}"
+        invoice_id = "in_" + charge_id[3:]
+        rec: dict[str, Any] = {
+            "id": invoice_id,
+            "created": created,
+            "customer": customer_id,
+            "currency": sub["currency"],
+            "status": "paid",
+            "_paid": (sub["id"], number, billing_reason, lines),
+        }
+        self._insert("invoice", rec)
+        payment: dict[str, Any] = {
+            "id": "inpay_" + charge_id[3:],
+            "created": created,
+            "currency": sub["currency"],
+            "invoice": invoice_id,
+            "status": "paid",
+            "_pi": payment_intent,
+            "_amount": sum(unit * quantity for _, _, quantity, unit in lines),
+        }
+        self._insert("invoice_payment", payment)
+        if self.record_events_since is not None and created < self.record_events_since:
+            return
+        for event_type, state in (
+            ("invoice.created", {**rec, "status": "draft"}),
+            ("invoice.finalized", {**rec, "status": "open"}),
+            ("invoice.paid", rec),
+            ("invoice.payment_succeeded", rec),
+        ):
+            self._emit(event_type, "invoice", state, created, event_id=derived_id("event", invoice_id, event_type))
+        self._emit(
+            "invoice_payment.paid",
+            "invoice_payment",
+            payment,
+            created,
+            event_id=derived_id("event", payment["id"], "invoice_payment.paid"),
+        )
+
+    def invoice_subscription(self, rec: dict[str, Any]) -> str | None:
+        """The subscription an invoice record bills (``parent.subscription_details.subscription``)."""
+        if "_paid" in rec:
+            return rec["_paid"][0]
+        parent = rec.get("parent")
+        details = parent.get("subscription_details") if isinstance(parent, dict) else None
+        return details.get("subscription") if isinstance(details, dict) else None
+
+    @_locked
     def fail_invoice_payment(
         self,
         customer_id: str,
@@ -1681,6 +1884,14 @@ class StripeAccount:
             "has_more": False,
             "url": f"/v1/checkout/sessions/{session_id}/line_items",
         }
+
+
+def derived_id(kind: str, source_id: str, tag: str) -> str:
+    """An id of ``kind``'s format derived from another object's id (no random draw: the account's other ids
+    stay what they were)."""
+    prefix, length = ID_FORMATS[kind]
+    digest = hashlib.blake2b(f"{source_id}:{tag}".encode(), digest_size=length).digest()
+    return prefix + digest.translate(_ID_ALPHABET).decode("ascii")
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -2214,8 +2425,11 @@ def _generate_subscription(
     failing = {"past_due": 1, "unpaid": rng.randint(2, 3)}.get(status, 0)
     failing = min(failing, len(periods) - 1)
     for i, at in enumerate(periods[: len(periods) - failing]):
-        acct.add_charge(
-            cid, amount, currency, created=at, description="Subscription creation" if i == 0 else "Subscription update"
+        acct.charge_subscription(
+            sub["id"],
+            created=at,
+            description="Subscription creation" if i == 0 else "Subscription update",
+            billing_reason="subscription_create" if i == 0 else "subscription_cycle",
         )
     if failing:
         first_fail = periods[len(periods) - failing]

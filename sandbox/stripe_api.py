@@ -229,6 +229,7 @@ LISTS: dict[str, ListSpec] = {
     "/v1/products": ListSpec("product", ("active", "ids", "shippable"), {"default_price": "price"}),
     "/v1/prices": ListSpec("price", ("active", "currency", "product", "type"), {"product": "product"}),
     "/v1/invoices": ListSpec("invoice", ("customer", "status", "subscription"), {"customer": "customer"}),
+    "/v1/invoice_payments": ListSpec("invoice_payment", ("invoice", "payment", "status"), {"invoice": "invoice"}),
     "/v1/checkout/sessions": ListSpec(
         "checkout.session",
         ("customer", "payment_intent", "status"),
@@ -515,6 +516,31 @@ class StripeStandIn(StandInServer):
 
         return handle
 
+    @staticmethod
+    def _payment_filter(value: Any) -> list[Where]:
+        """``payment[type]`` (required), ``payment[payment_intent]``, ``payment[payment_record]`` of
+        ``GET /v1/invoice_payments``: the invoice payments of one payment."""
+        if not isinstance(value, dict):
+            raise _invalid("payment", "Invalid object: payment must be a hash of type, payment_intent, payment_record")
+        for sub in value:
+            if sub not in ("type", "payment_intent", "payment_record"):
+                raise _unknown_parameter(f"payment[{sub}]")
+        if "type" not in value:
+            raise StripeApiError(
+                400, "Missing required param: payment[type].", code="parameter_missing", param="payment[type]"
+            )
+        kind = _enum("payment[type]", value["type"], ("payment_intent", "payment_record"))
+        checks: list[Where] = []
+        if kind == "payment_record":  # the stand-in's invoices are paid by payment intents only
+            checks.append(lambda rec: False)
+        if "payment_intent" in value:
+            intent = _string("payment[payment_intent]", value["payment_intent"])
+            checks.append(lambda rec: rec.get("_pi") == intent)
+        if "payment_record" in value:
+            _string("payment[payment_record]", value["payment_record"])
+            checks.append(lambda rec: False)
+        return checks
+
     def _filters(self, spec: ListSpec, params: dict[str, Any]) -> tuple[tuple[str, Any] | None, Where | None]:
         """The secondary index to walk and the predicate on records for a list's filter parameters."""
         account = self.account
@@ -530,7 +556,12 @@ class StripeStandIn(StandInServer):
                 continue
             if name in SECONDARY_INDEXES.get(resource, ()) and index is None:
                 index = (name, _string(name, value))
-            elif name in ("customer", "charge", "product", "source", "payment_intent", "email", "subscription"):
+            elif name == "subscription" and resource == "invoice":  # parent.subscription_details.subscription
+                subscription = _string(name, value)
+                checks.append(lambda rec, s=subscription: account.invoice_subscription(rec) == s)
+            elif name == "payment" and resource == "invoice_payment":
+                checks.extend(self._payment_filter(value))
+            elif name in ("customer", "charge", "product", "source", "payment_intent", "email", "invoice"):
                 checks.append(field_is(name, _string(name, value)))
             elif name == "currency":
                 checks.append(field_is("currency", _string(name, value).lower()))
@@ -549,6 +580,8 @@ class StripeStandIn(StandInServer):
                 checks.append(
                     field_is("status", _enum("status", value, ("draft", "open", "paid", "uncollectible", "void")))
                 )
+            elif name == "status" and resource == "invoice_payment":
+                checks.append(field_is("status", _enum("status", value, ("canceled", "open", "paid"))))
             elif name == "status" and resource == "checkout.session":
                 checks.append(field_is("status", _enum("status", value, ("open", "complete", "expired"))))
             elif name == "price":

@@ -68,6 +68,18 @@ create table stripe.checkout_sessions (
   consent_promotions VARCHAR, line_items JSON, created TIMESTAMPTZ, is_deleted BOOLEAN, deleted_at TIMESTAMPTZ,
   raw JSON, _extracted_at TIMESTAMPTZ
 );
+create table stripe.invoices (
+  id VARCHAR primary key, customer_id VARCHAR, subscription_id VARCHAR, status VARCHAR, billing_reason VARCHAR,
+  collection_method VARCHAR, currency VARCHAR, amount_due BIGINT, amount_paid BIGINT, amount_remaining BIGINT,
+  total BIGINT, number VARCHAR, lines JSON, lines_has_more BOOLEAN, paid_at TIMESTAMPTZ, created TIMESTAMPTZ,
+  is_deleted BOOLEAN, deleted_at TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ
+);
+create table stripe.invoice_payments (
+  id VARCHAR primary key, invoice_id VARCHAR, payment_type VARCHAR, payment_intent_id VARCHAR, charge_id VARCHAR,
+  status VARCHAR, is_default BOOLEAN, currency VARCHAR, amount_paid BIGINT, amount_requested BIGINT,
+  paid_at TIMESTAMPTZ, created TIMESTAMPTZ, is_deleted BOOLEAN, deleted_at TIMESTAMPTZ, raw JSON,
+  _extracted_at TIMESTAMPTZ
+);
 create table stripe.events (
   id VARCHAR primary key, type VARCHAR, object_type VARCHAR, object_id VARCHAR, api_version VARCHAR,
   livemode BOOLEAN, previous_attributes JSON, created TIMESTAMPTZ, raw JSON, _extracted_at TIMESTAMPTZ

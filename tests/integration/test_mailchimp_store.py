@@ -36,10 +36,30 @@ def pipeline(dbt_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         hana, charge["amount"], "usd", "opt_in", created=now - 30 * DAY, payment_intent=charge["payment_intent"],
         line_items=[(usd, 2)],
     )  # fmt: skip
+    # kenji pays for 3 seats of the Team plan: the renewal is an invoice, which Stripe ties to the charge through
+    # an InvoicePayment of its payment intent (the charge itself no longer names its invoice)
+    team = next(p for p in sorted(account.products) if account.products[p]["name"] == "Team")
+    team_usd = next(
+        p
+        for p in sorted(account.prices)
+        if account.prices[p]["product"] == team and account.prices[p]["currency"] == "usd"
+    )
+    kenji = account.add_customer(email="kenji.mori@gmail.com", name="Kenji Mori", created=now - 70 * DAY)["id"]
+    seats = account.add_subscription(kenji, team_usd, quantity=3, created=now - 60 * DAY)["id"]
+    renewal = account.charge_subscription(seats, created=now - 30 * DAY)
     with running_stand_ins(account) as stand_ins:
         pipe = Pipeline(scenario, stand_ins, tmp_path_factory.mktemp("store"))
         pipe.env["MAILCHIMP_STORE_ID"] = STORE_ID
-        pipe.ids = {"hana": hana, "hana_order": charge["id"], "handbook": handbook, "handbook_usd": usd}  # type: ignore[attr-defined]
+        pipe.ids = {  # type: ignore[attr-defined]
+            "hana": hana,
+            "hana_order": charge["id"],
+            "handbook": handbook,
+            "handbook_usd": usd,
+            "team": team,
+            "team_usd": team_usd,
+            "seats": seats,
+            "kenji_order": renewal["id"],
+        }
         pipe.run()
         yield pipe
 
@@ -87,6 +107,13 @@ def test_first_run_creates_the_store_and_backfills_it_with_automations_paused(pi
         (ids["handbook"], ids["handbook_usd"], 2, unit)
     ]
     assert hana["financial_status"] == "paid" and hana["order_total"] == 2 * unit and hana["currency_code"] == "USD"
+    # kenji's subscription charge: one line of the subscription's product and price, for its 3 seats
+    kenji = order_of(pipeline, ids["kenji_order"])
+    seat = pipeline.scenario.account.prices[ids["team_usd"]]["unit_amount"] / 100
+    assert [(li["product_id"], li["product_variant_id"], li["quantity"], li["price"]) for li in kenji["lines"]] == [
+        (ids["team"], ids["team_usd"], 3, seat)
+    ]
+    assert kenji["order_total"] == 3 * seat and kenji["lines"][0]["id"].startswith("il_")
     # consent from the checkout alone: her contact (created by the audience push) is subscribed
     assert s.customers[ids["hana"]]["opt_in_status"] is True
     assert pipeline.stand_ins.mailchimp.member(pipeline.stand_ins.audience_id, "hana.sato@gmail.com")["status"] == (
@@ -120,6 +147,7 @@ def test_a_refund_updates_the_order_and_a_price_change_updates_the_product(pipel
     new_price = account.add_price(ids["handbook"], 2400, "usd")  # the handbook now costs 24.00 ...
     account.update_price(ids["handbook_usd"], active=False)  # ... and the old price is archived
     new = account.add_charge(pipeline.scenario.bob, 3100, "usd")  # and bob buys again: a new order
+    renewal = account.charge_subscription(ids["seats"])  # kenji's next month, known through events alone
     pipeline.stand_ins.mailchimp.clear_requests()
 
     pipeline.run()
@@ -131,10 +159,21 @@ def test_a_refund_updates_the_order_and_a_price_change_updates_the_product(pipel
     assert variants[ids["handbook_usd"]]["visibility"] == "hidden"  # kept: hana's order points at it
     # only what changed was sent
     assert sorted(ecommerce_writes(pipeline)) == sorted(
-        [("PUT", f"/orders/{bob_charge}"), ("PUT", f"/orders/{new['id']}"), ("PUT", f"/products/{ids['handbook']}")]
+        [
+            ("PUT", f"/orders/{bob_charge}"),
+            ("PUT", f"/orders/{new['id']}"),
+            ("PUT", f"/orders/{renewal['id']}"),
+            ("PUT", f"/products/{ids['handbook']}"),
+        ]
     )
+    kenji = order_of(pipeline, renewal["id"])
+    assert [(li["product_id"], li["product_variant_id"], li["quantity"]) for li in kenji["lines"]] == [
+        (ids["team"], ids["team_usd"], 3)
+    ]
     # after the backfill a new order starts its automation, an updated one none; no backfill again
-    assert store(pipeline).automations == [("order_notification", new["id"])]
+    assert sorted(store(pipeline).automations) == sorted(
+        [("order_notification", new["id"]), ("order_notification", renewal["id"])]
+    )
     assert store(pipeline).syncing_history == [True, False]
     assert not pipeline.stand_ins.mailchimp.contract_violations
 

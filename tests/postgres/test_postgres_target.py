@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT_DIR = REPO / "dbt_project"
 DBT = Path(sys.executable).parent / "dbt"
 KEY = "sk_test_postgres_target"
-MARTS = ("customer_profiles", "customer_segments", "marketing_events")
+MARTS = ("customer_profiles", "customer_segments", "marketing_events", "store_order_lines")
 
 # DuckDB column types of the landed Stripe tables -> PostgreSQL's.
 PG_TYPES = {

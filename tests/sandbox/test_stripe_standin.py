@@ -514,6 +514,83 @@ def test_objects_have_the_official_shape(server: StripeStandIn, path: str, fixtu
     assert one.status_code == 200 and one.json() == data[0]
 
 
+def test_invoice_payments_have_the_official_shape_and_expand_their_invoice(server: StripeStandIn) -> None:
+    listed = get(server, "/v1/invoice_payments", {"limit": 5})
+    assert listed.status_code == 200
+    data = listed.json()["data"]
+    expected = fixtures()["invoice_payment"]
+    assert data and all(set(o) == set(expected) and o["object"] == "invoice_payment" for o in data)
+    assert all(o["id"].startswith("inpay_") and o["invoice"].startswith("in_") for o in data)
+    one = get(server, f"/v1/invoice_payments/{data[0]['id']}", {"expand[]": "invoice"})
+    assert one.status_code == 200 and one.json()["invoice"]["id"] == data[0]["invoice"]
+
+
+# -- invoices of subscriptions -------------------------------------------------------------------------
+def test_a_subscription_charge_has_a_paid_invoice_of_its_items_and_an_invoice_payment(
+    account: StripeAccount, client: stripe.StripeClient
+) -> None:
+    renewals = [
+        c
+        for c in account.charges.values()
+        if c["status"] == "succeeded" and c["description"] in ("Subscription creation", "Subscription update")
+    ]
+    assert len(renewals) > 20
+    for charge in renewals[:: len(renewals) // 8]:
+        by_intent = {"type": "payment_intent", "payment_intent": charge["payment_intent"]}
+        payments = client.v1.invoice_payments.list(params={"payment": by_intent}).data
+        assert [(p.status, p.amount_paid, p.currency, p.payment.type) for p in payments] == [
+            ("paid", charge["amount"], charge["currency"], "payment_intent")
+        ]
+        invoice = client.v1.invoices.retrieve(payments[0].invoice)
+        assert (invoice.status, invoice.amount_paid, invoice.customer) == ("paid", charge["amount"], charge["customer"])
+        assert invoice.status_transitions.paid_at == charge["created"]
+        subscription = account.subscriptions[invoice.parent.subscription_details.subscription]
+        assert subscription["customer"] == charge["customer"]
+        item = subscription["items"]["data"][0]
+        [line] = invoice.lines.data
+        details = line.pricing.price_details
+        assert (details.price, details.product, line.quantity, line.amount) == (
+            item["price"]["id"],
+            item["price"]["product"],
+            item["quantity"],
+            charge["amount"],
+        )
+        assert line.parent.subscription_item_details.subscription_item == item["id"]
+        by_invoice = client.v1.invoice_payments.list(params={"invoice": invoice.id}).data
+        assert [p.id for p in by_invoice] == [payments[0].id]
+        of_subscription = client.v1.invoices.list(params={"subscription": subscription["id"], "limit": 100}).data
+        assert invoice.id in {i.id for i in of_subscription}
+        assert {i.parent.subscription_details.subscription for i in of_subscription} == {subscription["id"]}
+
+
+def test_invoice_payment_filters_are_as_strict_as_stripe(account: StripeAccount, server: StripeStandIn) -> None:
+    no_type = get(server, "/v1/invoice_payments", {"payment[payment_intent]": "pi_x"})
+    assert no_type.status_code == 400
+    assert (error_of(no_type)["code"], error_of(no_type)["param"]) == ("parameter_missing", "payment[type]")
+    unknown = get(server, "/v1/invoice_payments", {"payment[type]": "payment_intent", "payment[charge]": "ch_x"})
+    assert unknown.status_code == 400 and error_of(unknown)["param"] == "payment[charge]"
+    for params, param in (
+        ({"payment[type]": "card"}, "payment[type]"),
+        ({"status": "succeeded"}, "status"),
+        ({"customer": "cus_x"}, "customer"),
+        ({"payment": "pi_x"}, "payment"),
+    ):
+        response = get(server, "/v1/invoice_payments", params)
+        assert response.status_code == 400 and error_of(response)["param"] == param, params
+    # every invoice payment once, by pages of 100; all paid; none of a payment record
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 100, "status": "paid"}
+    while True:
+        body = get(server, "/v1/invoice_payments", params).json()
+        seen += [p["id"] for p in body["data"]]
+        if not body["has_more"]:
+            break
+        params["starting_after"] = body["data"][-1]["id"]
+    assert sorted(seen) == sorted(account.invoice_payments) and len(seen) > 100
+    none = get(server, "/v1/invoice_payments", {"payment[type]": "payment_record"})
+    assert none.status_code == 200 and none.json()["data"] == []
+
+
 # -- the generator -------------------------------------------------------------------------------------
 def test_generator_is_deterministic() -> None:
     first = generate_account(seed=11, customers=150, now=NOW)

@@ -33,6 +33,20 @@ def test_event_filters_cover_every_type_with_few_requests() -> None:
         "checkout.session.async_payment_succeeded",
         "checkout.session.async_payment_failed",
         "checkout.session.expired",
+        # invoices (exact types: ``invoice.*`` would bring ``invoice.upcoming``, a preview without an id)
+        "invoice.created",
+        "invoice.deleted",
+        "invoice.finalized",
+        "invoice.finalization_failed",
+        "invoice.marked_uncollectible",
+        "invoice.overpaid",
+        "invoice.paid",
+        "invoice.payment_action_required",
+        "invoice.payment_succeeded",
+        "invoice.updated",
+        "invoice.voided",
+        "invoice_payment.paid",
     }
+    assert len(exact) <= 20  # one types[] request, as Stripe allows
     assert not any(q.get("type") == "charge.dispute.*" for q in queries)  # covered by charge.*
     assert len(queries) == 6
