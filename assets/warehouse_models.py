@@ -8,6 +8,7 @@ every production run: the job builds with ``--exclude-resource-type unit_test``.
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -58,7 +59,9 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, war
     # dbt writes the warehouse (and DuckDB's .wal beside it) from its own process: owner-only files, as ours are.
     umask = os.umask(0o077)
     try:
-        invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
+        invocation = dbt.cli(
+            ["build", "--exclude-resource-type", "unit_test"], context=context, target_path=dbt_target_path(warehouse)
+        )
     finally:
         os.umask(umask)
     nodes = invocation.manifest["nodes"]
@@ -76,6 +79,21 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, war
         yield from with_model_metadata(events, nodes, con, previous)
     if failure is not None:
         raise failure
+
+
+def dbt_target_path(warehouse: WarehouseResource) -> Path | None:
+    """dbt's target folder for this warehouse, kept beside it from run to run, or ``None`` (a fresh one per run)
+    for a warehouse that is not a local file (MotherDuck's ``md:``).
+
+    dbt parses the project again whenever the profile differs from the one its partial-parse state was written
+    with, and the profile holds the warehouse's path: a folder per warehouse keeps that state valid from one run
+    to the next, so only the first run parses the whole project (about 10 s) and later ones reparse what changed.
+    Runs of one warehouse never overlap (the `duckdb_warehouse` pool), so they never share the folder at once.
+    """
+    path = Path(warehouse.absolute_path)
+    if ":" in path.name or not path.parent.is_dir():
+        return None
+    return path.parent / f".{path.stem}.dbt-target"
 
 
 def translator_unique_id(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str | None:
