@@ -145,12 +145,13 @@ def test_no_key_in_the_output_or_the_dagster_instance(run: Run) -> None:
 
 
 def test_no_key_in_the_dbt_logs_or_target(run: Run) -> None:
-    written = [
-        p
-        for folder in ("logs", "target")
-        for p in (REPO_ROOT / "dbt_project" / folder).rglob("*")
-        if p.is_file() and p.stat().st_mtime >= run.started
+    warehouse = run.pipeline.warehouse
+    folders = [
+        REPO_ROOT / "dbt_project" / "logs",
+        REPO_ROOT / "dbt_project" / "target",
+        warehouse.parent / f".{warehouse.stem}.dbt-target",  # the job's dbt target (and logs), beside the warehouse
     ]
+    written = [p for folder in folders for p in folder.rglob("*") if p.is_file() and p.stat().st_mtime >= run.started]
     assert written  # dbt ran and wrote there
     for path in written:
         assert _leaks(path.read_bytes()) == [], path
