@@ -13,9 +13,11 @@ Rules (see ../shared/contracts/NOTES.md):
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
@@ -245,24 +247,100 @@ def _failure(key: str, error: Exception, plan: Plan) -> Rejection:
 
 
 def _put_each(
-    client: MailchimpClient, list_id: str, plan: Plan, keys: list[str], max_connections: int
+    client: MailchimpClient,
+    list_id: str,
+    plan: Plan,
+    keys: list[str],
+    max_connections: int,
+    on_put: Callable[[str, dict[str, Any]], None] = lambda key, member: None,
 ) -> dict[str, Rejection]:
-    """PUT each of ``keys`` (``status_if_new``, never ``status``); returns the refused ones."""
+    """PUT each of ``keys`` (``status_if_new``, never ``status``); returns the refused ones. ``on_put`` gets each
+    written key and the member as Mailchimp answered it, as it is answered (on the calling thread)."""
 
-    def work(key: str) -> tuple[str, Exception | None]:
+    def work(key: str) -> dict[str, Any] | Exception:
         try:
             payload = plan.to_send[key]
-            client.upsert_member(list_id, payload["email_address"], _member_body(payload))
-            return key, None
+            return client.upsert_member(list_id, payload["email_address"], _member_body(payload))
         except Exception as exc:  # MailchimpError, or timeouts and resets that outlived the retries
-            return key, exc
+            return exc
 
     refused: dict[str, Rejection] = {}
     with worker_pool(max_connections) as pool:
-        for key, error in pool.map(work, keys):
-            if error is not None:
-                refused[key] = _failure(key, error, plan)
+        futures = {pool.submit(work, key): key for key in keys}
+        for future in as_completed(futures):
+            key, answer = futures[future], future.result()
+            if isinstance(answer, Exception):
+                refused[key] = _failure(key, answer, plan)
+            else:
+                on_put(key, answer)
     return refused
+
+
+def _group(tag: str) -> str:
+    return tag.partition(":")[0] if ":" in tag else ""
+
+
+class HeldMembers:
+    """What Mailchimp holds of each member this run writes, recorded as each write is answered.
+
+    A member may take several writes (its PUT, then a call per tag that moves): after each, the payload it holds
+    now (the new member data with the tags moved so far) is stored as pushed, so a run that dies between them
+    sends only what is left (what the stored payload lacks), and what was answered is never written again."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, plan: Plan, members: MemberPlan, existing: list[str]) -> None:
+        self.con, self.plan, self.tags = con, plan, members.tags
+        self.existing = set(existing)
+        self.held: dict[str, dict[str, Any]] = {}
+        self.pending: dict[str, int] = dict.fromkeys(existing + members.put, 1)
+        self.recorded: set[str] = set()
+        for per_tag in (self.tags.add, self.tags.remove):
+            for emails in per_tag.values():
+                for email in emails:
+                    key = self.tags.keys[email.lower()]
+                    self.pending[key] = self.pending.get(key, 0) + 1
+
+    def put(self, key: str, member: dict[str, Any]) -> None:
+        payload = self.plan.to_send[key]
+        held = {**(self.plan.previous.get(key) or {}), **{k: payload[k] for k in MEMBER_KEYS}}
+        if key in self.existing:  # already a member (someone else's, or a lost run of ours): it gets the tags it
+            # lacks and loses those of our segment groups it should not have (other tags are not ours to remove)
+            wanted = set(payload["tags"])
+            ours = {t for t in (str(t.get("name")) for t in member.get("tags") or []) if _group(t) in self.groups}
+            self.tags.set(key, payload["email_address"], wanted - ours, ours - wanted)
+            self.pending[key] += len(wanted ^ ours)
+            held = {**payload, "tags": sorted(ours)}
+        self.held[key] = held
+        self._answered([key])
+
+    def tagged(self, tag: str, added: list[str], removed: list[str]) -> None:
+        for key in added:
+            held = self._holding(key)
+            held["tags"] = sorted(set(held.get("tags", [])) | {tag})
+        for key in removed:
+            held = self._holding(key)
+            held["tags"] = sorted(set(held.get("tags", [])) - {tag})
+        self._answered(added + removed)
+
+    @functools.cached_property
+    def groups(self) -> set[str]:
+        """The segment groups (``<group>:<segment>``) of the tags we push."""
+        return {_group(t) for payload in self.plan.to_send.values() for t in payload.get("tags", [])} - {""}
+
+    def _holding(self, key: str) -> dict[str, Any]:
+        if key not in self.held:
+            self.held[key] = dict(self.plan.previous.get(key) or {})
+        return self.held[key]
+
+    def _answered(self, keys: list[str]) -> None:
+        rows: list[tuple[str, str, dict[str, Any] | str]] = []
+        for key in keys:
+            self.pending[key] -= 1
+            if self.pending[key] == 0:  # all its writes answered: it holds the planned payload
+                rows.append((key, self.plan.hashes[key], self.plan.texts[key]))
+                self.recorded.add(key)
+            else:
+                rows.append((key, payload_hash(self.held[key]), self.held[key]))
+        record_accepted(self.con, DESTINATION, rows)
 
 
 def sync_members(
@@ -312,12 +390,11 @@ def sync_members(
         lambda keys: record_accepted(con, DESTINATION, [(k, plan.hashes[k], plan.texts[k]) for k in keys]),
     )
     refused.update(refused_new)
-    refused.update(_put_each(client, list_id, plan, existing + members.put, max_connections))
-    for key in existing:  # already a member (added by someone else, or by a run of ours that was lost)
-        payload = plan.to_send[key]
-        members.tags.set(key, payload["email_address"], set(payload["tags"]), set())
+    # Members written more than once (a PUT, then a call per tag moved) are recorded after each write too.
+    held = HeldMembers(con, plan, members, existing)
+    refused.update(_put_each(client, list_id, plan, existing + members.put, max_connections, held.put))
     tags = members.tags.without(refused)  # only for members that exist now
-    for key, reason in apply_tag_changes(client, list_id, tags, max_connections).items():
+    for key, reason in apply_tag_changes(client, list_id, tags, max_connections, held.tagged).items():
         refused.setdefault(key, Rejection(key, reason, False, plan.hashes[key]))
     result.send_seconds = time.monotonic() - sending
 
@@ -329,5 +406,6 @@ def sync_members(
         elif key not in plan.gone:  # departed contacts are counted apart
             result.updated += 1
     rejections = new_invalid + [refused[k] for k in sorted(refused)]
-    record_outcome(con, DESTINATION, plan, accepted, rejections, run_id)
+    recorded = created_now | held.recorded
+    record_outcome(con, DESTINATION, plan, [k for k in accepted if k not in recorded], rejections, run_id)
     return result.finish(started=started, client=client, sent=len(accepted), rejections=rejections)

@@ -8,7 +8,8 @@ static segment first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 
 from audiences.mailchimp_client import MailchimpClient, MailchimpError, worker_pool
@@ -66,9 +67,15 @@ class TagChanges:
 
 
 def apply_tag_changes(
-    client: MailchimpClient, list_id: str, changes: TagChanges, max_connections: int
+    client: MailchimpClient,
+    list_id: str,
+    changes: TagChanges,
+    max_connections: int,
+    on_applied: Callable[[str, list[str], list[str]], None] = lambda tag, added, removed: None,
 ) -> dict[str, str]:
-    """Apply ``changes``; returns record key -> why its tags could not be set (nothing for success)."""
+    """Apply ``changes``; returns record key -> why its tags could not be set (nothing for success).
+    ``on_applied(tag, keys tagged, keys untagged)`` is told each call's successes as it is answered (on the
+    calling thread), so a caller can record them before the next answer."""
     failed: dict[str, str] = {}
     calls = list(changes.calls())
     if not calls:
@@ -105,7 +112,16 @@ def apply_tag_changes(
         return out
 
     with worker_pool(max_connections) as pool:
-        for outcome in pool.map(send, calls):
+        futures = {pool.submit(send, call): call for call in calls}
+        for future in as_completed(futures):
+            tag, adds, removes = futures[future]
+            outcome = future.result()
             for key, reason in outcome.items():
                 failed.setdefault(key, reason)
+            keys = changes.keys
+            on_applied(
+                tag,
+                [keys[e.lower()] for e in adds if keys[e.lower()] not in outcome],
+                [keys[e.lower()] for e in removes if keys[e.lower()] not in outcome],
+            )
     return failed

@@ -86,6 +86,7 @@ class Kill:
     dbt_building: bool = False
     in_flight: set[tuple[str, str]] = field(default_factory=set)  # the records of the requests in flight
     uncommitted: set[tuple[str, str]] = field(default_factory=set)
+    carried: set[tuple[str, str]] = field(default_factory=set)  # left in flight by an earlier kill, not yet recorded
     resends: int = 0
 
 
@@ -276,9 +277,11 @@ def schedule(rng: random.Random) -> list[Point]:
         Point("write", rng.randint(1, 5), "mailchimp", after_apply=True, path="/merge-fields", job="push_audiences"),
         Point("write", 1, "mailchimp", after_apply=True, path=r"/lists/[^/]+$", job="push_audiences"),  # the batch
         Point("write", rng.randint(2, 6), "mailchimp", after_apply=True, path="/members/", job="push_audiences"),
-        Point("write", 1, "mailchimp", after_apply=True, path="/segments/", job="push_audiences"),
         Point("write", 1, "customerio", after_apply=True, path="/batch", job="push_audiences"),  # the events
         Point("write", 1, "customerio", path="/batch", job="push_audiences"),  # their resend, before applied
+        # tag moves (the account changes first: the runs before it wrote each member's tags with the member, or
+        # found them there)
+        Point("write", 1, "mailchimp", after_apply=True, path="/segments/"),
     ]
     return backfill + incremental + dbt + push
 
@@ -463,6 +466,8 @@ def test_runs_killed_at_random_points_recover_and_send_nothing_twice(
         for index, point in enumerate(points, start=1):
             if index == 5:  # the backfill kills are done: give the incremental runs something to read
                 change_the_account(stand_ins, rng)
+            if point.path == "/segments/":  # segments to move (no deletion: see the end)
+                change_the_account(stand_ins, rng, delete=False)
             tap.arm(index, point)
             run = forker.start(point.job)
             wall = time.time()
@@ -525,13 +530,13 @@ def test_runs_killed_at_random_points_recover_and_send_nothing_twice(
         shown = [(k, got[section].get(k), expected[section].get(k)) for k in differing[:3]]
         assert not differing, f"{section}: {len(differing)} differ, e.g. (key, got, expected) {shown}"
     # Nothing sent twice but what a kill left in flight, each counted against its kill and bounded by it: the
-    # records of the requests in flight at the kill. (Mailchimp writes members it did not create, and tag moves,
-    # per step: a kill in those calls leaves every member the step wrote so far unrecorded, and they are written
-    # again; see the report of issue 7.)
+    # records of the requests in flight at the kill (every write, member PUTs and tag moves included, is recorded
+    # as it is answered), or records an earlier kill left in flight that this run had not finished writing (a
+    # member an answer-lost batch created is found existing by the next batch, then written by a PUT: a kill
+    # between the two carries it over).
     assert all(k.resends <= len(k.uncommitted) for k in kills), summary
     for k in kills:
-        if k.point.path not in ("/members/", "/segments/"):
-            assert k.uncommitted <= k.in_flight, (k.run, sorted(k.uncommitted - k.in_flight)[:5])
+        assert k.uncommitted <= k.in_flight | k.carried, (k.run, k.point, sorted(k.uncommitted - k.in_flight)[:5])
     assert any(k.uncommitted for k in kills), "no kill caught a delivery in flight: the push points missed"
 
 
@@ -556,7 +561,10 @@ def settle(
     for record in committed:
         outstanding.pop(record, None)
     if kill is not None:
-        kill.uncommitted = delivered - committed
+        kill.carried = set(outstanding)
+        # (a record of a request in flight at the kill was delivered and not recorded as such, even if an earlier
+        # write of it in this run was: a member's PUT, then the tag move in flight)
+        kill.uncommitted = (delivered - committed) | (delivered & kill.in_flight)
         for record in kill.uncommitted:
             outstanding[record] = run
         tap_kills(tap).append(kill)
