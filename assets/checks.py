@@ -14,6 +14,10 @@ import dagster as dg
 import duckdb
 
 from assets.model_metadata import previous_row_count
+from audiences.mailchimp_client import subscriber_hash
+from audiences.payload_sql import contacts_sql, non_ascii_email_keys
+from audiences.profiles import ProfileSource
+from audiences.warehouse import registered
 from orchestration.policies import WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource
 from orchestration.settings import env_float
@@ -67,17 +71,17 @@ def row_count_drop_check(key: Sequence[str], table: str) -> dg.AssetChecksDefini
 
 
 # A profile is accounted for when its record was accepted or refused with a reason: any one of these holds.
-# Mailchimp keys contacts by subscriber hash and names the customer in the payload; refusals name the customer
-# or the contact. Each is its own `exists`, so the query is a chain of anti-joins (an `or` of correlated
-# subqueries is not decorrelated: at 100,000 profiles it took minutes instead of a fraction of a second).
-_CONTACT_KEY = "md5(lower(trim(coalesce(p.email, ''))))"
+# Mailchimp keys contacts by subscriber hash (``__key``, made as the push makes it) and names the customer in the
+# payload; refusals name the customer or the contact. Each is its own `exists`, so the query is a chain of
+# anti-joins (an `or` of correlated subqueries is not decorrelated: at 100,000 profiles it took minutes instead of
+# a fraction of a second).
 _ACCOUNTED: dict[str, tuple[str, ...]] = {
     "mailchimp": (
         "select 1 from sync.pushed_records r where r.destination = 'mailchimp'"
         " and json_extract_string(r.payload, '$.customer_id') = p.customer_id",
-        f"select 1 from sync.pushed_records r where r.destination = 'mailchimp' and r.record_key = {_CONTACT_KEY}",
+        "select 1 from sync.pushed_records r where r.destination = 'mailchimp' and r.record_key = p.__key",
         "select 1 from sync.rejections j where j.destination = 'mailchimp' and j.record_key = p.customer_id",
-        f"select 1 from sync.rejections j where j.destination = 'mailchimp' and j.record_key = {_CONTACT_KEY}",
+        "select 1 from sync.rejections j where j.destination = 'mailchimp' and j.record_key = p.__key",
     ),
     "customerio": (
         "select 1 from sync.pushed_records r where r.destination = 'customerio' and r.record_key = p.customer_id",
@@ -89,9 +93,12 @@ _ACCOUNTED: dict[str, tuple[str, ...]] = {
 def unaccounted_profiles(con: duckdb.DuckDBPyConnection, destination: str) -> tuple[int, list[str]]:
     """How many profiles are neither at ``destination`` nor rejected by it, and a few of their customer ids."""
     unaccounted = " and ".join(f"not exists ({condition})" for condition in _ACCOUNTED[destination])
-    rows = con.execute(
-        f"select customer_id from marts.customer_profiles p where {unaccounted} order by customer_id"
-    ).fetchall()
+    source = ProfileSource()
+    # the profiles with their contact keys, by the push's own rules (trimming, non-ASCII addresses)
+    with registered(con, "_email_keys", non_ascii_email_keys(con, source, subscriber_hash)):
+        profiles = contacts_sql(source, source.columns(con), "_email_keys")
+        query = f"select customer_id from ({profiles}) p where {unaccounted} order by customer_id"
+        rows = con.execute(query).fetchall()
     return len(rows), [row[0] for row in rows[:SAMPLE]]
 
 

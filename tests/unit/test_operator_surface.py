@@ -159,3 +159,34 @@ def test_model_metadata_counts_rows_sizes_segments_and_previews_without_personal
     }
     assert "row_count_change" not in segments
     assert preview(con, "marts.customer_segments").count("\n") == 4  # header, rule, 3 rows
+
+
+def test_every_profile_accounted_for_keys_contacts_as_the_push_does() -> None:
+    """A contact refused or pushed under its key counts for its profile, whatever padding or non-ASCII address it
+    has: the check keys profiles by the push's own rules, not a second formula."""
+    from assets.checks import unaccounted_profiles
+    from audiences.mailchimp_client import subscriber_hash
+    from audiences.sync_state import ensure_schema
+
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute("create table marts.customer_profiles (customer_id varchar, email varchar, lifetime_spend decimal)")
+    con.execute("create table marts.customer_segments (customer_id varchar, tag varchar)")
+    profiles = [
+        ("cus_tab", "\tPadded@Example.com \t"),  # refused by Mailchimp, under its key
+        ("cus_nbsp", "\u00a0Nbsp@Example.com"),  # pushed under its key by a payload naming another customer
+        ("cus_named", "named@example.com"),  # refused by customer id
+        ("cus_none", "nobody@example.com"),  # nowhere: unaccounted
+    ]
+    con.executemany("insert into marts.customer_profiles values (?, ?, 10)", profiles)
+    ensure_schema(con)
+    con.execute(
+        "insert into sync.rejections values ('mailchimp', ?, 'Invalid Resource', true, null, now(), null), "
+        "('mailchimp', 'cus_named', 'missing email', true, null, now(), null)",
+        [subscriber_hash("Padded@Example.com")],
+    )
+    con.execute(
+        "insert into sync.pushed_records values ('mailchimp', ?, 'h', '{\"customer_id\": \"cus_before\"}', now())",
+        [subscriber_hash("\u00a0Nbsp@Example.com")],
+    )
+    assert unaccounted_profiles(con, "mailchimp") == (1, ["cus_none"])
