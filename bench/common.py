@@ -26,11 +26,12 @@ class Endpoint:
 
     @property
     def resource(self) -> str:
-        """The attribute of ``StripeClient.v1`` that lists it, e.g. ``charges``."""
+        """Its path under ``/v1/``, e.g. ``charges`` or ``checkout/sessions``: the attributes of ``StripeClient.v1``
+        that list it (``client.v1.checkout.sessions``)."""
         return self.path.removeprefix("/v1/")
 
 
-# The same eight endpoints, in the same order, with the same list parameters as our extraction
+# The same endpoints, in the same order, with the same list parameters as our extraction
 # (charges with their balance transaction expanded, subscriptions in every status).
 ENDPOINTS: tuple[Endpoint, ...] = tuple(
     Endpoint(s.name, s.path, {"limit": PAGE_SIZE, **s.list_params}) for s in STREAMS
