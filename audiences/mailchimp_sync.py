@@ -17,7 +17,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import as_completed
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
@@ -252,10 +252,11 @@ def _put_each(
     plan: Plan,
     keys: list[str],
     max_connections: int,
-    on_put: Callable[[str, dict[str, Any]], None] = lambda key, member: None,
+    on_put: Callable[[list[tuple[str, dict[str, Any]]]], None] = lambda written: None,
 ) -> dict[str, Rejection]:
-    """PUT each of ``keys`` (``status_if_new``, never ``status``); returns the refused ones. ``on_put`` gets each
-    written key and the member as Mailchimp answered it, as it is answered (on the calling thread)."""
+    """PUT each of ``keys`` (``status_if_new``, never ``status``); returns the refused ones. ``on_put`` gets the
+    written keys with the members as Mailchimp answered them, as they are answered (on the calling thread; the
+    answers that came in while it handled the last ones, together)."""
 
     def work(key: str) -> dict[str, Any] | Exception:
         try:
@@ -267,12 +268,18 @@ def _put_each(
     refused: dict[str, Rejection] = {}
     with worker_pool(max_connections) as pool:
         futures = {pool.submit(work, key): key for key in keys}
-        for future in as_completed(futures):
-            key, answer = futures[future], future.result()
-            if isinstance(answer, Exception):
-                refused[key] = _failure(key, answer, plan)
-            else:
-                on_put(key, answer)
+        waiting = set(futures)
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            written: list[tuple[str, dict[str, Any]]] = []
+            for future in done:
+                key, answer = futures[future], future.result()
+                if isinstance(answer, Exception):
+                    refused[key] = _failure(key, answer, plan)
+                else:
+                    written.append((key, answer))
+            if written:
+                on_put(written)
     return refused
 
 
@@ -299,7 +306,12 @@ class HeldMembers:
                     key = self.tags.keys[email.lower()]
                     self.pending[key] = self.pending.get(key, 0) + 1
 
-    def put(self, key: str, member: dict[str, Any]) -> None:
+    def put(self, written: list[tuple[str, dict[str, Any]]]) -> None:
+        for key, member in written:
+            self._put(key, member)
+        self._answered([key for key, _ in written])
+
+    def _put(self, key: str, member: dict[str, Any]) -> None:
         payload = self.plan.to_send[key]
         held = {**(self.plan.previous.get(key) or {}), **{k: payload[k] for k in MEMBER_KEYS}}
         if key in self.existing:  # already a member (someone else's, or a lost run of ours): it gets the tags it
@@ -310,7 +322,6 @@ class HeldMembers:
             self.pending[key] += len(wanted ^ ours)
             held = {**payload, "tags": sorted(ours)}
         self.held[key] = held
-        self._answered([key])
 
     def tagged(self, tag: str, added: list[str], removed: list[str]) -> None:
         for key in added:
