@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import requests
 
@@ -21,6 +21,7 @@ DEFAULT_TRACK_REQUESTS_PER_SECOND = 100.0  # NOTES: plan for 100 requests/s (sou
 # Batch requests in flight at once: enough for the paced rate at up to 300 ms a request (100/s x 0.3 s); the
 # rate limiter, not this, keeps the client under Customer.io's limit.
 DEFAULT_CONCURRENCY = 32
+T = TypeVar("T")
 
 
 def track_base_url(region: str = "us", override: str | None = None) -> str:
@@ -49,19 +50,40 @@ def encode_op(op: dict[str, Any]) -> bytes:
     return json_bytes(op)
 
 
+class OpPacker(Generic[T]):
+    """Packs ops, one at a time, into batches whose request body stays under ``max_request_bytes``."""
+
+    def __init__(self, max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+        self.max_request_bytes = max_request_bytes
+        self.batch: list[T] = []
+        self.size = _ENVELOPE_BYTES
+
+    def add(self, item: T, op_bytes: int) -> list[T] | None:
+        """Add the op ``item`` of ``op_bytes``; returns the batch it closed, when it did not fit in it."""
+        closed = None
+        extra = op_bytes + (1 if self.batch else 0)
+        if self.batch and self.size + extra >= self.max_request_bytes:
+            closed, self.batch, self.size, extra = self.batch, [], _ENVELOPE_BYTES, op_bytes
+        self.batch.append(item)
+        self.size += extra
+        return closed
+
+    def rest(self) -> list[T]:
+        """The batch being filled (empty when there is none), which the packer starts again after."""
+        rest, self.batch, self.size = self.batch, [], _ENVELOPE_BYTES
+        return rest
+
+
 def pack_ops(encoded: Sequence[bytes], max_request_bytes: int = MAX_REQUEST_BYTES) -> Iterator[list[int]]:
     """Group op indexes into batches whose request body stays under ``max_request_bytes``."""
-    batch: list[int] = []
-    size = _ENVELOPE_BYTES
+    packer: OpPacker[int] = OpPacker(max_request_bytes)
     for index, op in enumerate(encoded):
-        extra = len(op) + (1 if batch else 0)
-        if batch and size + extra >= max_request_bytes:
-            yield batch
-            batch, size, extra = [], _ENVELOPE_BYTES, len(op)
-        batch.append(index)
-        size += extra
-    if batch:
-        yield batch
+        closed = packer.add(index, len(op))
+        if closed:
+            yield closed
+    rest = packer.rest()
+    if rest:
+        yield rest
 
 
 class CustomerIOClient:

@@ -9,16 +9,18 @@ the last 72 hours; older events not sent yet are counted as too old, not sent.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
 from audiences.customerio_client import DEFAULT_CONCURRENCY, CustomerIOClient, encode_op
-from audiences.customerio_sync import MAX_IDENTIFIER_BYTES, deliver, recorder
+from audiences.customerio_sync import MAX_IDENTIFIER_BYTES, Deliveries, recorder
 from audiences.sync_result import SyncResult
 from audiences.sync_state import Rejection, payload_hash, plan_changes, record_outcome
 
@@ -98,14 +100,18 @@ def forward_events(
     if dry_run:
         result.planned_sample = [plan.to_send[k] for k in keys[:10]]
         return result.finish(started=started, client=client, sent=0, rejections=new_rejections)
-    encoded = [encode_op(plan.to_send[k]) for k in keys]
     sending = time.monotonic()
-    accepted, failed = deliver(
-        client, keys, encoded, plan.hashes, concurrency, recorder(con, DESTINATION, plan, run_id)
-    )
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, contextlib.closing(con.cursor()) as cursor:
+        deliveries = Deliveries(client, pool, recorder(cursor, DESTINATION, run_id))
+        try:
+            for key in keys:
+                deliveries.add(plan, key, encode_op(plan.to_send[key]))
+        finally:  # what was sent is handled (and recorded) whatever stopped the sending
+            deliveries.flush()
     result.send_seconds = time.monotonic() - sending
+    accepted = deliveries.accepted
     result.created = len(accepted)
-    all_rejections = new_rejections + failed
+    all_rejections = new_rejections + deliveries.rejections
     record_outcome(con, DESTINATION, plan, [], new_rejections, run_id)  # the batches' outcomes are recorded already
     return result.finish(
         started=started,

@@ -5,27 +5,38 @@ The payloads (attribute values as ``payload_sql`` converts them) and the ops are
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import duckdb
 
+from audiences.combining import Combining
 from audiences.customerio_client import (
     DEFAULT_CONCURRENCY,
     MAX_OP_BYTES,
     CustomerIOClient,
     CustomerIOError,
+    OpPacker,
     encode_op,
-    pack_ops,
 )
 from audiences.field_mapping import FieldMapping
 from audiences.mailchimp_client import subscriber_hash
-from audiences.payload_sql import customerio_payload_sql, non_ascii_email_keys
+from audiences.payload_sql import YIELDS_EMAIL, contacts_sql, customerio_payload_sql, non_ascii_email_keys
 from audiences.profiles import Profile, ProfileSource, stage_profiles
 from audiences.sync_result import SyncResult
-from audiences.sync_state import Plan, Rejection, plan_changes, record_accepted, record_outcome, record_rejections
+from audiences.sync_state import (
+    Plan,
+    Rejection,
+    hash_parts,
+    plan_changes,
+    record_accepted,
+    record_outcome,
+    record_rejections,
+)
 from audiences.warehouse import registered
 
 DESTINATION = "customerio"
@@ -60,63 +71,100 @@ def departed_payload(key: str, previous: dict[str, Any]) -> dict[str, Any]:
     return {"id": key, "attributes": {"stripe_deleted": True, "segments": []}}
 
 
-def deliver(
-    client: CustomerIOClient,
-    keys: list[str],
-    encoded: list[bytes],
-    hashes: dict[str, str],
-    concurrency: int,
-    on_batch: Callable[[list[str], list[Rejection]], None] | None = None,
-) -> tuple[list[str], list[Rejection]]:
-    """Send ``encoded[i]`` (the op of ``keys[i]``) in size-packed batches; returns (accepted keys, rejections).
+class Deliveries:
+    """Ops sent in size-packed batches as the plan finds them (``add``), ``concurrency`` requests in flight.
 
     A per-op error (207) is a permanent rejection of that record; a batch that failed as a whole (after the
     retries) is a transient one for each of its records, sent again next run. A refused key stops the run.
-    ``on_batch(accepted, rejections)`` gets each batch's outcome as it is answered (on the calling thread), so a
-    run that dies halfway has recorded what was delivered and sends again only what was in flight.
+    ``on_batch(plan, accepted, rejections)`` gets each batch's outcome as soon as it is answered, on the thread
+    that sent it (those of batches answered together in one call), so a run that dies halfway has recorded what
+    was delivered and sends again only what was in flight.
     """
 
-    def send(indexes: list[int]) -> tuple[list[int], dict[int, str], Exception | None]:
-        try:
-            errors = client.send_batch([encoded[i] for i in indexes])
-            return indexes, {indexes[e.index]: e.reason for e in errors}, None
-        except Exception as exc:  # recorded per record below, as transient
-            return indexes, {}, exc
+    def __init__(
+        self,
+        client: CustomerIOClient,
+        pool: ThreadPoolExecutor,
+        on_batch: Callable[[Plan, list[str], list[Rejection]], None] = lambda plan, accepted, rejections: None,
+    ) -> None:
+        self.client, self.pool = client, pool
+        self.lock = threading.Lock()
+        self.recorded: Combining[tuple[Plan, list[str], list[Rejection]]] = Combining(
+            lambda answered: on_batch(
+                answered[0][0],
+                [key for _, accepted, _ in answered for key in accepted],
+                [r for _, _, rejections in answered for r in rejections],
+            )
+        )
+        self.packer: OpPacker[tuple[str, bytes]] = OpPacker()
+        self.in_flight: set[Future[None]] = set()
+        self.accepted: list[str] = []
+        self.rejections: list[Rejection] = []
+        self.first_sent: float | None = None
+        self.plan = Plan()
 
-    accepted: list[str] = []
-    rejections: list[Rejection] = []
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for indexes, op_errors, error in pool.map(send, list(pack_ops(encoded))):
-            if isinstance(error, CustomerIOError) and error.status in (401, 403):
-                raise error
-            batch_accepted: list[str] = []
-            batch_rejections: list[Rejection] = []
-            for i in indexes:
-                key = keys[i]
-                if error is not None:
-                    reason = f"transient: {type(error).__name__}: {error}"[:500]
-                    batch_rejections.append(Rejection(key, reason, False, hashes[key]))
-                elif i in op_errors:
-                    batch_rejections.append(Rejection(key, op_errors[i], True, hashes[key]))
-                else:
-                    batch_accepted.append(key)
-            if on_batch is not None:
-                on_batch(batch_accepted, batch_rejections)
-            accepted += batch_accepted
-            rejections += batch_rejections
-    return accepted, rejections
+    def add(self, plan: Plan, key: str, op: bytes) -> None:
+        self.plan = plan
+        closed = self.packer.add((key, op), len(op))
+        if closed:
+            self._send(closed)
+            self._check(block=False)
+
+    def flush(self) -> None:
+        """Send what is packed and wait for every answer: what is sent after comes after them."""
+        rest = self.packer.rest()
+        if rest:
+            self._send(rest)
+        self._check(block=True)
+
+    def _send(self, batch: list[tuple[str, bytes]]) -> None:
+        if self.first_sent is None:
+            self.first_sent = time.monotonic()
+        self.in_flight.add(self.pool.submit(self._deliver, self.plan, batch))
+
+    def _check(self, *, block: bool) -> None:
+        done, self.in_flight = wait(self.in_flight, timeout=None if block else 0)
+        for future in done:
+            future.result()  # a refused key, or a failure to record
+
+    def _deliver(self, plan: Plan, batch: list[tuple[str, bytes]]) -> None:
+        try:
+            op_errors, error = {e.index: e.reason for e in self.client.send_batch([op for _, op in batch])}, None
+        except Exception as exc:  # recorded per record below, as transient
+            op_errors, error = {}, exc
+        if isinstance(error, CustomerIOError) and error.status in (401, 403):
+            raise error
+        accepted: list[str] = []
+        rejections: list[Rejection] = []
+        for i, (key, _) in enumerate(batch):
+            if error is not None:
+                reason = f"transient: {type(error).__name__}: {error}"[:500]
+                rejections.append(Rejection(key, reason, False, plan.hashes[key]))
+            elif i in op_errors:
+                rejections.append(Rejection(key, op_errors[i], True, plan.hashes[key]))
+            else:
+                accepted.append(key)
+        with self.lock:
+            self.accepted += accepted
+            self.rejections += rejections
+        self.recorded.put((plan, accepted, rejections))
 
 
 def recorder(
-    con: duckdb.DuckDBPyConnection, destination: str, plan: Plan, run_id: str | None
-) -> Callable[[list[str], list[Rejection]], None]:
-    """``deliver``'s ``on_batch``: store a batch's accepted records and rejections in the warehouse."""
+    cursor: duckdb.DuckDBPyConnection, destination: str, run_id: str | None
+) -> Callable[[Plan, list[str], list[Rejection]], None]:
+    """``Deliveries``' ``on_batch``: store a batch's accepted records and rejections in the warehouse, through
+    ``cursor`` (a cursor of its own: the answers come in on other threads; the tables exist: the plan made them)."""
 
-    def record(accepted: list[str], rejections: list[Rejection]) -> None:
-        record_accepted(con, destination, [(key, plan.hashes[key], plan.texts[key]) for key in accepted])
-        record_rejections(con, destination, rejections, run_id)
+    def record(plan: Plan, accepted: list[str], rejections: list[Rejection]) -> None:
+        rows = [(key, plan.hashes[key], plan.texts[key]) for key in accepted]
+        record_accepted(cursor, destination, rows, ensure=False)
+        record_rejections(cursor, destination, rejections, run_id, ensure=False)
 
     return record
+
+
+PLAN_PARTS = 8  # the plan is made in parts: the first part's ops are sent while the rest is planned
 
 
 def sync_people(
@@ -132,67 +180,82 @@ def sync_people(
     withdraw_departed: bool = True,
 ) -> SyncResult:
     """Identify each changed person; ``withdraw_departed``: flag the people whose customer was deleted.
-    ``profiles``: where they are in the warehouse (a list is staged there first)."""
+    ``profiles``: where they are in the warehouse (a list is staged there first).
+
+    The ops that take an address away from a person (``yields_email``) are planned and delivered first, before
+    any other op is sent; the others are sent as each part of the plan is made."""
     started = time.monotonic()
     source = profiles if isinstance(profiles, ProfileSource) else stage_profiles(con, profiles)
     result = SyncResult(DESTINATION, dry_run=dry_run, considered=source.count(con))
-    query = customerio_payload_sql(
-        source,
-        source.columns(con),
-        mapping,
-        max_identifier_bytes=MAX_IDENTIFIER_BYTES,
-        max_op_bytes=MAX_OP_BYTES,
-        max_value_bytes=MAX_VALUE_BYTES,
-        email_keys="_email_keys",
-    )
-    departed = departed_payload if withdraw_departed else None
-    extras = ("op", "problem", "yields_email")
+    columns = source.columns(con)
+    contacts = "_customerio_contacts"  # the address rule's window over every profile, computed once
     with registered(con, "_email_keys", non_ascii_email_keys(con, source, subscriber_hash)):
-        plan = plan_changes(con, DESTINATION, query, full_resync=full_resync, departed=departed, extras=extras)
+        con.execute(f"create or replace temp table {contacts} as {contacts_sql(source, columns, '_email_keys')}")
+
+    def query(part: str) -> str:  # the part's contacts, then their payloads
+        return customerio_payload_sql(
+            source,
+            columns,
+            mapping,
+            max_identifier_bytes=MAX_IDENTIFIER_BYTES,
+            max_op_bytes=MAX_OP_BYTES,
+            max_value_bytes=MAX_VALUE_BYTES,
+            contacts=f"(select * from {contacts} where {part})",
+        )
+
+    rejections: list[Rejection] = []
+    sample: list[str] = []
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, contextlib.closing(con.cursor()) as cursor:
+        deliveries = Deliveries(client, pool, recorder(cursor, DESTINATION, run_id))
+
+        def take(plan: Plan, keys: list[str]) -> None:
+            yielding = False
+            for key in sorted(keys):
+                if key in plan.extras:  # the op and its limits, from the payload query
+                    text, problem, yields_email = plan.extras[key]
+                    op = text.encode()
+                else:  # a departed person
+                    op = encode_op(identify_op(plan.to_send[key]))
+                    problem, yields_email = check_limits(key, op, plan.to_send[key]), False
+                yielding = yielding or bool(yields_email)
+                if problem:
+                    rejections.append(Rejection(key, problem, True, plan.hashes[key]))
+                elif dry_run:
+                    sample.append(key)
+                else:
+                    deliveries.add(plan, key, op)
+            if yielding:  # an address leaves one person before another takes it
+                deliveries.flush()
+
+        try:
+            plan = plan_changes(
+                con,
+                DESTINATION,
+                query,
+                full_resync=full_resync,
+                departed=departed_payload if withdraw_departed else None,
+                extras=("op", "problem", "yields_email"),
+                parts=hash_parts(1 if dry_run else PLAN_PARTS, first=YIELDS_EMAIL, column="customer_id"),
+                on_part=take,
+            )
+        finally:  # what was sent is handled (and recorded) even when planning failed
+            con.execute(f"drop table if exists {contacts}")
+            deliveries.flush()
     result.unchanged = plan.unchanged
     result.departed = plan.departed
     result.still_rejected = plan.still_rejected
-    encoded: list[bytes] = []
-    sendable: list[str] = []
-    rejections: list[Rejection] = []
-    yielding = 0  # the first ones: ops removing an address from a person that lost it (sent in a round of their own)
-    for key in sorted(plan.to_send, key=lambda k: (not (k in plan.extras and plan.extras[k][2]), k)):
-        if key in plan.extras:  # the op and its limits, from the payload query
-            text, problem, yields_email = plan.extras[key]
-            op = text.encode()
-        else:  # a departed person
-            op = encode_op(identify_op(plan.to_send[key]))
-            problem, yields_email = check_limits(key, op, plan.to_send[key]), False
-        if problem:
-            rejections.append(Rejection(key, problem, True, plan.hashes[key]))
-        else:
-            encoded.append(op)
-            sendable.append(key)
-            yielding += bool(yields_email)
     if dry_run:
-        result.planned_sample = [identify_op(plan.to_send[k]) for k in sendable[:10]]
+        result.planned_sample = [identify_op(plan.to_send[k]) for k in sample[:10]]
         return result.finish(started=started, client=client, sent=0, rejections=rejections)
 
-    sending = time.monotonic()
-    accepted: list[str] = []
-    failed: list[Rejection] = []
-    for part in (slice(0, yielding), slice(yielding, None)):  # an address leaves one person before another takes it
-        if sendable[part]:
-            done, refused = deliver(
-                client,
-                sendable[part],
-                encoded[part],
-                plan.hashes,
-                concurrency,
-                recorder(con, DESTINATION, plan, run_id),
-            )
-            accepted += done
-            failed += refused
-    result.send_seconds = time.monotonic() - sending
-    for key in accepted:
+    result.send_seconds = time.monotonic() - (deliveries.first_sent or time.monotonic())
+    for key in deliveries.accepted:
         if key in plan.previous:
             result.updated += 1
         else:
             result.created += 1
     record_outcome(con, DESTINATION, plan, [], rejections, run_id)  # the batches' outcomes are recorded already
-    return result.finish(started=started, client=client, sent=len(accepted), rejections=rejections + failed)
+    return result.finish(
+        started=started, client=client, sent=len(deliveries.accepted), rejections=rejections + deliveries.rejections
+    )

@@ -15,22 +15,32 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, wait
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
 import duckdb
 
+from audiences.combining import Combining
 from audiences.field_mapping import FieldMapping
 from audiences.mailchimp_client import MailchimpClient, MailchimpError, subscriber_hash, worker_pool
 from audiences.mailchimp_tags import TagChanges, apply_tag_changes
 from audiences.payload_sql import contacts_sql, mailchimp_payload_sql, non_ascii_email_keys
 from audiences.profiles import Profile, ProfileSource, stage_profiles
 from audiences.sync_result import SyncResult
-from audiences.sync_state import Plan, Rejection, payload_hash, plan_changes, record_accepted, record_outcome
+from audiences.sync_state import (
+    Plan,
+    Rejection,
+    hash_parts,
+    payload_hash,
+    plan_changes,
+    record_accepted,
+    record_outcome,
+)
 from audiences.warehouse import registered
 
 log = logging.getLogger(__name__)
@@ -99,33 +109,40 @@ def plan_contacts(
     con: duckdb.DuckDBPyConnection,
     source: ProfileSource,
     mapping: FieldMapping,
-    date_formats: dict[str, str],
+    date_formats: Mapping[str, str] | Callable[[], Mapping[str, str]],
     *,
     full_resync: bool,
     withdraw_departed: bool,
+    parts: Sequence[str] = ("true",),
+    on_part: Callable[[Plan, list[str]], None] | None = None,
 ) -> tuple[Plan, list[Rejection]]:
     """The contacts' payloads, computed and compared with what was pushed in the warehouse; and the profiles
-    that cannot be contacts."""
+    that cannot be contacts. ``date_formats``: the audience's, or how to get them (asked once the contacts are
+    keyed, so the audience can be read meanwhile); ``parts``, ``on_part``: as for ``plan_changes``."""
     columns = source.columns(con)
     contacts = "_mailchimp_contacts"
     with registered(con, "_email_keys", non_ascii_email_keys(con, source, subscriber_hash)):
         con.execute(f"create or replace temp table {contacts} as {contacts_sql(source, columns, '_email_keys')}")
     try:
-        invalid = contact_rejections(con, contacts)
+        formats = date_formats() if callable(date_formats) else date_formats
         plan = plan_changes(
             con,
             DESTINATION,
-            mailchimp_payload_sql(contacts, columns, mapping, date_formats),
+            lambda part: mailchimp_payload_sql(f"(select * from {contacts} where {part})", columns, mapping, formats),
             full_resync=full_resync,
             departed=departed_payload if withdraw_departed else None,
             extras=("member", "tag_count"),
+            parts=parts,
+            on_part=on_part,
         )
+        invalid = contact_rejections(con, contacts)
     finally:
         con.execute(f"drop table if exists {contacts}")
     return plan, invalid
 
 
 MEMBER_BATCH = 500  # POST /lists/{id}: at most 500 members per call
+PLAN_PARTS = 8  # the plan is made in parts: the first part's new contacts are sent while the rest is planned
 CONTACT_EXISTS = "ERROR_CONTACT_EXISTS"
 MEMBER_KEYS = ("email_address", "status_if_new", "merge_fields")
 
@@ -191,52 +208,91 @@ def _extra(plan: Plan, key: str) -> tuple[str, int]:
     return plan.extras[key]  # type: ignore[return-value]
 
 
-def _create_in_batches(
-    client: MailchimpClient,
-    list_id: str,
-    plan: Plan,
-    keys: list[str],
-    max_connections: int,
-    on_created: Callable[[list[str]], None] = lambda keys: None,
-) -> tuple[list[str], list[str], dict[str, Rejection]]:
-    """Batch-create ``keys``; returns (created, already existing, refused). ``on_created`` gets each batch's
-    created keys as it is answered (on the calling thread): a new member is complete then, its tags included."""
-    created: list[str] = []
-    existing: list[str] = []
-    refused: dict[str, Rejection] = {}
+class BatchCreates:
+    """New contacts through the batch endpoint, sent as the plan finds them: ``take`` is ``plan_changes``'s
+    ``on_part``, so the first 500 go out while the warehouse plans the rest.
 
-    def send(chunk: list[str]) -> tuple[list[str], dict[str, Any] | None, Exception | None]:
+    Each batch is handled as soon as it is answered, on the thread that sent it: members that exist already (added
+    by someone else) go to ``existing``, refused ones to ``refused``, and the created keys to ``on_created`` (a new
+    member is complete then, its tags included), those of batches answered together in one call. A refused key
+    stops the run (``take``, ``finish``).
+    """
+
+    def __init__(
+        self,
+        client: MailchimpClient,
+        list_id: str,
+        pool: ThreadPoolExecutor,
+        on_created: Callable[[Plan, list[str]], None] = lambda plan, keys: None,
+    ) -> None:
+        self.client, self.list_id, self.pool = client, list_id, pool
+        self.lock = threading.Lock()
+        self.waiting: list[str] = []
+        self.in_flight: set[Future[None]] = set()
+        self.created: list[str] = []
+        self.existing: list[str] = []
+        self.refused: dict[str, Rejection] = {}
+        self.first_sent: float | None = None
+        self.recorded: Combining[tuple[Plan, list[str]]] = Combining(
+            lambda answered: on_created(answered[0][0], [key for _, keys in answered for key in keys])
+        )
+
+    def take(self, plan: Plan, keys: list[str]) -> None:
+        self.waiting += [k for k in sorted(keys) if k not in plan.gone and k not in plan.previous]
+        while len(self.waiting) >= MEMBER_BATCH:
+            self._send(plan, self.waiting[:MEMBER_BATCH])
+            del self.waiting[:MEMBER_BATCH]
+        self._check(block=False)
+
+    def finish(self, plan: Plan | None) -> None:
+        """Send what is left and wait for every answer."""
+        if self.waiting and plan is not None:
+            self._send(plan, self.waiting)
+        self.waiting = []
+        self._check(block=True)
+
+    def _send(self, plan: Plan, chunk: list[str]) -> None:
         members = [_extra(plan, k)[0] for k in chunk]
+        if self.first_sent is None:
+            self.first_sent = time.monotonic()
+        self.in_flight.add(self.pool.submit(self._deliver, plan, chunk, members))
+
+    def _check(self, *, block: bool) -> None:
+        done, self.in_flight = wait(self.in_flight, timeout=None if block else 0)
+        for future in done:
+            future.result()  # a refused key, or a failure to record
+
+    def _deliver(self, plan: Plan, chunk: list[str], members: list[dict[str, Any] | str]) -> None:
         try:
-            return chunk, client.batch_members(list_id, members, update_existing=False), None
+            answer, error = self.client.batch_members(self.list_id, members, update_existing=False), None
         except Exception as exc:
-            return chunk, None, exc
+            answer, error = {}, exc
+        if error is not None:
+            refused = {k: _failure(k, error, plan) for k in chunk}
+            with self.lock:
+                self.refused.update(refused)
+            return
+        by_email = {subscriber_hash(str(e.get("email_address") or "")): e for e in answer.get("errors") or []}
+        created: list[str] = []
+        for key in chunk:
+            problem = by_email.get(key)
+            if problem is None:
+                created.append(key)
+            elif problem.get("error_code") == CONTACT_EXISTS:
+                with self.lock:
+                    self.existing.append(key)
+            else:  # the member's own data was refused (fake email, compliance state, forgotten...)
+                reason = f"{problem.get('error_code', 'ERROR')}: {problem.get('error', '')}"
+                if problem.get("field_message"):  # which value: the error alone can be generic
+                    reason += f" ({problem.get('field') or 'member'}: {problem['field_message']})"
+                with self.lock:
+                    self.refused[key] = Rejection(key, reason[:500], True, plan.hashes[key])
+        with self.lock:
+            self.created += created
+        self.recorded.put((plan, created))
 
-    chunks = [keys[i : i + MEMBER_BATCH] for i in range(0, len(keys), MEMBER_BATCH)]
-    with worker_pool(max_connections) as pool:
-        for chunk, answer, error in pool.map(send, chunks):
-            if error is not None:
-                refused.update({k: _failure(k, error, plan) for k in chunk})
-                continue
-            by_email = {subscriber_hash(str(e.get("email_address") or "")): e for e in answer.get("errors") or []}
-            done = len(created)
-            for key in chunk:
-                problem = by_email.get(key)
-                if problem is None:
-                    created.append(key)
-                elif problem.get("error_code") == CONTACT_EXISTS:
-                    existing.append(key)
-                else:  # the member's own data was refused (fake email, compliance state, forgotten...)
-                    reason = f"{problem.get('error_code', 'ERROR')}: {problem.get('error', '')}"
-                    if problem.get("field_message"):  # which value: the error alone can be generic
-                        reason += f" ({problem.get('field') or 'member'}: {problem['field_message']})"
-                    reason = reason[:500]
-                    refused[key] = Rejection(key, reason, True, plan.hashes[key])
-            on_created(created[done:])
-    return created, existing, refused
 
-
-def _failure(key: str, error: Exception, plan: Plan) -> Rejection:
+def _failure(key: str, error: BaseException, plan: Plan) -> Rejection:
     """The rejection of ``key`` for a failed call; a bad key stops the whole run instead."""
     if isinstance(error, MailchimpError):
         if error.status in (401, 403):
@@ -373,11 +429,37 @@ def sync_members(
     started = time.monotonic()
     source = profiles if isinstance(profiles, ProfileSource) else stage_profiles(con, profiles)
     result = SyncResult(DESTINATION, dry_run=dry_run, considered=source.count(con))
-    client.get_audience(list_id)  # fails fast on a wrong audience id or key
-    date_formats = ensure_merge_fields(client, list_id, mapping, create=not dry_run)
-    plan, invalid = plan_contacts(
-        con, source, mapping, date_formats, full_resync=full_resync, withdraw_departed=withdraw_departed
-    )
+
+    def audience() -> dict[str, str]:  # fails on a wrong audience id or key
+        client.get_audience(list_id)
+        return ensure_merge_fields(client, list_id, mapping, create=not dry_run)
+
+    recording = con.cursor()  # the batches' answers are recorded on the threads that get them
+
+    def record_created(plan: Plan, keys: list[str]) -> None:
+        # each batch's new members are recorded as it is answered: a run that dies later (or in another batch)
+        # does not create them again (the tables exist: the plan made them)
+        record_accepted(recording, DESTINATION, [(k, plan.hashes[k], plan.texts[k]) for k in keys], ensure=False)
+
+    with worker_pool(max_connections) as pool:
+        # the audience is read while the warehouse keys the contacts; new contacts are sent as they are planned
+        setup = pool.submit(audience)
+        creates = BatchCreates(client, list_id, pool, record_created)
+        try:
+            plan, invalid = plan_contacts(
+                con,
+                source,
+                mapping,
+                setup.result,
+                full_resync=full_resync,
+                withdraw_departed=withdraw_departed,
+                parts=("true",) if dry_run else hash_parts(PLAN_PARTS, column="__key"),
+                on_part=None if dry_run else creates.take,
+            )
+            creates.finish(plan)
+        finally:  # what was sent is handled (and recorded) even when planning failed
+            creates.finish(None)
+            recording.close()
     new_invalid = [r for r in invalid if plan.is_new_rejection(r)]
     result.still_rejected = plan.still_rejected + len(invalid) - len(new_invalid)
     result.unchanged = plan.unchanged
@@ -388,19 +470,9 @@ def sync_members(
         result.planned_sample = [plan.to_send[k] for k in sorted(plan.to_send)[:10]]
         return result.finish(started=started, client=client, sent=0, rejections=new_invalid)
 
-    sending = time.monotonic()
-    refused: dict[str, Rejection] = {}
-    # Each batch's new members are recorded as it is answered: a run that dies later (or in another batch) does
-    # not create them again.
-    created, existing, refused_new = _create_in_batches(
-        client,
-        list_id,
-        plan,
-        members.create,
-        max_connections,
-        lambda keys: record_accepted(con, DESTINATION, [(k, plan.hashes[k], plan.texts[k]) for k in keys]),
-    )
-    refused.update(refused_new)
+    sending = creates.first_sent or time.monotonic()
+    refused: dict[str, Rejection] = dict(creates.refused)
+    created, existing = creates.created, sorted(creates.existing)
     # Members written more than once (a PUT, then a call per tag moved) are recorded after each write too.
     held = HeldMembers(con, plan, members, existing)
     refused.update(_put_each(client, list_id, plan, existing + members.put, max_connections, held.put))

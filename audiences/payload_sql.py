@@ -207,6 +207,8 @@ def strftime_pattern(date_format: str) -> str:
 
 # -- Customer.io -----------------------------------------------------------------------------------------
 
+YIELDS_EMAIL = "coalesce(__rank > 1, false)"  # a contact whose address another profile wins
+
 
 def customerio_payload_sql(
     source: ProfileSource,
@@ -217,6 +219,7 @@ def customerio_payload_sql(
     max_op_bytes: int,
     max_value_bytes: int,
     email_keys: str | None = None,
+    contacts: str | None = None,
 ) -> str:
     """record_key (the customer id), payload (canonical JSON: ``{attributes, id}``), op (the ``identify``
     operation, as sent), problem (why Customer.io would refuse the op; NULL when it fits) and yields_email.
@@ -225,7 +228,7 @@ def customerio_payload_sql(
     answer): the profile that wins the address (``contacts_sql``: the same rule as Mailchimp's contact) gets it,
     the others of that address get ``email: ""``, which removes it from them (``yields_email``: such ops are
     sent before the others, so an address can move to a new winner in one run). ``email_keys``: as for
-    ``contacts_sql``."""
+    ``contacts_sql``; ``contacts``: a table that holds ``contacts_sql``'s rows already, read instead."""
     attributes = {
         name: attribute_value(column, columns.get(column, '"NULL"'))
         for column, name in mapping.customerio_attributes.items()
@@ -248,10 +251,10 @@ def customerio_payload_sql(
     )
     too_big = f" bytes exceeds the {max_op_bytes}-byte limit"
     return f"""
-        with p as ({contacts_sql(source, columns, email_keys)}),
+        with p as ({f"select * from {contacts}" if contacts else contacts_sql(source, columns, email_keys)}),
         a as (
             select customer_id, to_json(customer_id)::varchar as id, {json_object(entries, optional)} as attributes,
-                case {attribute_problems} end as attribute_problem, coalesce(__rank > 1, false) as yields_email
+                case {attribute_problems} end as attribute_problem, {YIELDS_EMAIL} as yields_email
             from p
         ),
         o as (

@@ -158,11 +158,13 @@ PLAN_TABLE = "_sync_plan"
 def plan_changes(
     con: duckdb.DuckDBPyConnection,
     destination: str,
-    payloads: Mapping[str, dict[str, Any]] | str,
+    payloads: Mapping[str, dict[str, Any]] | str | Callable[[str], str],
     *,
     full_resync: bool = False,
     departed: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
     extras: Sequence[str] = (),
+    parts: Sequence[str] = ("true",),
+    on_part: Callable[[Plan, list[str]], None] | None = None,
 ) -> Plan:
     """Split the payloads into what to send and what is unchanged or still refused, in the warehouse.
 
@@ -174,10 +176,16 @@ def plan_changes(
     ``departed(key, last payload)``: for records pushed before whose key the payloads no longer have, the
     payload that withdraws what we set (e.g. segment tags); nothing is deleted at the destination. Without it,
     such records are left alone.
+
+    ``parts``: conditions that split the records (``hash_parts``), planned one after the other: on the query's
+    columns, or, when ``payloads`` is a function of the condition that returns the query, where it puts them.
+    ``on_part(plan, keys)`` gets the keys to send of each part as soon as it is planned (the plan holds their
+    payloads then), and last those of the departed records, so a sync can send the first records while the
+    warehouse plans the rest. The connection is free during the call.
     """
     ensure_schema(con)
-    if isinstance(payloads, str):
-        return _plan(con, destination, payloads, {}, full_resync, departed, extras)
+    if isinstance(payloads, str) or callable(payloads):
+        return _plan(con, destination, payloads, {}, full_resync, departed, extras, parts, on_part)
     texts = {key: canonical_json(payload) for key, payload in payloads.items()}
     table = pa.table(
         {
@@ -187,17 +195,31 @@ def plan_changes(
     )
     with registered(con, "_sync_payloads", table):
         query = "select record_key, payload from _sync_payloads"
-        return _plan(con, destination, query, dict(payloads), full_resync, departed, extras)
+        return _plan(con, destination, query, dict(payloads), full_resync, departed, extras, parts, on_part)
+
+
+def hash_parts(count: int, first: str | None = None, column: str = "record_key") -> tuple[str, ...]:
+    """``plan_changes`` parts: ``count`` parts by the hash of ``column``; with ``first``, the records meeting that
+    condition make a part of their own before them."""
+    spread = tuple(f"hash({column}) % {count} = {i}" for i in range(count)) if count > 1 else ("true",)
+    if first is None:
+        return spread
+    return (first, *(f"not ({first}) and {part}" for part in spread))
+
+
+PART_TABLE = "_sync_plan_part"
 
 
 def _plan(
     con: duckdb.DuckDBPyConnection,
     destination: str,
-    query: str,
+    query: str | Callable[[str], str],
     known: dict[str, dict[str, Any]],
     full_resync: bool,
     departed: Callable[[str, dict[str, Any]], dict[str, Any]] | None,
     extras: Sequence[str],
+    parts: Sequence[str],
+    on_part: Callable[[Plan, list[str]], None] | None,
 ) -> Plan:
     plan = Plan(
         rejected_before={
@@ -208,21 +230,32 @@ def _plan(
             ).fetchall()
         }
     )
-    con.execute(f"create or replace temp table {PLAN_TABLE} as {query}")
+    extra_sql = "".join(f", p.{name}" for name in extras)
+    con.execute(f"create or replace temp table {PLAN_TABLE} (record_key varchar)")  # every key planned
     try:
-        total = int(con.execute(f"select count(*) from {PLAN_TABLE}").fetchone()[0])  # type: ignore[index]
-        extra_sql = "".join(f", p.{name}" for name in extras)
-        # unchanged: the same text as the last accepted payload (what its stored hash was taken of)
-        rows = con.execute(
-            f"""
-            select p.record_key, p.payload, s.payload::varchar{extra_sql}
-            from {PLAN_TABLE} p
-            left join (select record_key, payload from sync.pushed_records where destination = $destination) s
-                using (record_key)
-            where $full or s.payload is null or s.payload::varchar <> p.payload
-            """,
-            {"destination": destination, "full": full_resync},
-        ).fetchall()
+        for part in parts:
+            sql = query(part) if callable(query) else f"select * from ({query}) where {part}"
+            con.execute(f"create or replace temp table {PART_TABLE} as {sql}")
+            try:
+                total = int(con.execute(f"select count(*) from {PART_TABLE}").fetchone()[0])  # type: ignore[index]
+                # unchanged: the same text as the last accepted payload (what its stored hash was taken of)
+                rows = con.execute(
+                    f"""
+                    select p.record_key, p.payload, s.payload::varchar{extra_sql}
+                    from {PART_TABLE} p
+                    left join (select record_key, payload from sync.pushed_records where destination = $destination) s
+                        using (record_key)
+                    where $full or s.payload is null or s.payload::varchar <> p.payload
+                    """,
+                    {"destination": destination, "full": full_resync},
+                ).fetchall()
+                con.execute(f"insert into {PLAN_TABLE} select record_key from {PART_TABLE}")
+            finally:
+                con.execute(f"drop table if exists {PART_TABLE}")
+            plan.unchanged += 0 if full_resync else total - len(rows)
+            added = _take(plan, rows, known, full_resync)
+            if on_part is not None and added:
+                on_part(plan, added)
         gone = (
             con.execute(
                 "select record_key, payload_hash, payload::varchar from sync.pushed_records s where destination = ? "
@@ -234,22 +267,7 @@ def _plan(
         )
     finally:
         con.execute(f"drop table if exists {PLAN_TABLE}")
-    plan.unchanged = 0 if full_resync else total - len(rows)
-    for key, text, stored, *extra in rows:
-        digest = _digest(text)
-        if not full_resync and (key, digest) in plan.rejected_before:
-            plan.still_rejected += 1
-            continue
-        previous = orjson.loads(stored) if stored else None
-        if not full_resync and previous is not None and same_value(orjson.loads(text), previous):
-            plan.unchanged += 1  # the same value in another text (e.g. another encoder's escapes)
-            plan.rehashed.append((key, digest, text))
-            continue
-        plan.send(key, text, digest, known.get(key))
-        if previous is not None:
-            plan.previous[key] = previous
-        if extra:
-            plan.extras[key] = tuple(extra)
+    added = []
     for key, pushed_hash, stored in gone:
         previous = orjson.loads(stored) if stored else {}
         payload = departed(key, previous)  # type: ignore[misc]
@@ -265,15 +283,43 @@ def _plan(
             plan.send(key, text, digest, payload)
             plan.previous[key] = previous
             plan.gone.add(key)
+            added.append(key)
+    if on_part is not None and added:
+        on_part(plan, added)
     return plan
+
+
+def _take(plan: Plan, rows: list[tuple[Any, ...]], known: dict[str, dict[str, Any]], full_resync: bool) -> list[str]:
+    """Add a part's new and changed records to ``plan``; returns the keys to send."""
+    added: list[str] = []
+    for key, text, stored, *extra in rows:
+        digest = _digest(text)
+        if not full_resync and (key, digest) in plan.rejected_before:
+            plan.still_rejected += 1
+            continue
+        previous = orjson.loads(stored) if stored else None
+        if not full_resync and previous is not None and same_value(orjson.loads(text), previous):
+            plan.unchanged += 1  # the same value in another text (e.g. another encoder's escapes)
+            plan.rehashed.append((key, digest, text))
+            continue
+        plan.send(key, text, digest, known.get(key))
+        added.append(key)
+        if previous is not None:
+            plan.previous[key] = previous
+        if extra:
+            plan.extras[key] = tuple(extra)
+    return added
 
 
 def record_accepted(
     con: duckdb.DuckDBPyConnection,
     destination: str,
     accepted: Iterable[tuple[str, str, dict[str, Any] | str]],
+    *,
+    ensure: bool = True,
 ) -> int:
-    """Store (key, hash, payload or its canonical JSON) of records the destination accepted."""
+    """Store (key, hash, payload or its canonical JSON) of records the destination accepted. ``ensure``: create the
+    tables first when they are missing (a run that planned has them: ``plan_changes`` made them)."""
     keys: list[str] = []
     digests: list[str] = []
     payloads: list[str] = []
@@ -282,7 +328,8 @@ def record_accepted(
         digests.append(digest)
         payloads.append(payload if isinstance(payload, str) else canonical_json(payload))
     if keys:
-        ensure_schema(con)
+        if ensure:
+            ensure_schema(con)
         batch = pa.table({"record_key": keys, "payload_hash": digests, "payload": payloads})
         with registered(con, "_accepted", batch):
             con.execute(
@@ -298,10 +345,13 @@ def record_rejections(
     destination: str,
     rejections: Iterable[Rejection],
     run_id: str | None,
+    *,
+    ensure: bool = True,
 ) -> int:
     rows = list(rejections)
     if rows:
-        ensure_schema(con)
+        if ensure:
+            ensure_schema(con)
         batch = pa.table(
             {
                 "record_key": pa.array([r.record_key for r in rows], pa.string()),

@@ -3,7 +3,14 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from audiences.sync_state import Rejection, payload_hash, plan_changes, record_accepted, record_rejections
+from audiences.sync_state import (
+    Rejection,
+    hash_parts,
+    payload_hash,
+    plan_changes,
+    record_accepted,
+    record_rejections,
+)
 
 
 @pytest.fixture
@@ -76,3 +83,67 @@ def test_departed_records_are_withdrawn_once(con: duckdb.DuckDBPyConnection) -> 
     again = plan_changes(con, "dest", {"k1": {"email": "a", "tags": ["x"]}}, departed=withdraw)
     assert again.to_send == {} and again.departed == 0 and again.unchanged == 2
     assert plan_changes(con, "dest", {"k1": {"email": "a", "tags": ["x"]}}).unchanged == 1  # off: left alone
+
+
+def test_a_plan_made_in_parts_is_the_plan_made_at_once(con: duckdb.DuckDBPyConnection) -> None:
+    """Each part reaches ``on_part`` as soon as it is planned, the departed records last; together they are
+    exactly what one query plans, with the same counts."""
+
+    def withdraw(key: str, last: dict) -> dict:
+        return {"v": -1}
+
+    before = {f"k{i}": {"v": i} for i in range(200)}
+    plan = plan_changes(con, "dest", before)
+    record_accepted(con, "dest", [(k, plan.hashes[k], p) for k, p in plan.to_send.items()])
+    refused = Rejection("k12", "fake email", True, payload_hash({"v": 1012}))  # its change is still refused
+    record_rejections(con, "dest", [refused], None)
+    now = {f"k{i}": {"v": i + 1000 * (i % 3 == 0)} for i in range(10, 300)}  # k0-k9 departed, a third changed
+
+    whole = plan_changes(con, "dest", now, departed=withdraw)
+    seen: list[list[str]] = []
+    parts = hash_parts(4, first="record_key < 'k2'")
+    assert len(parts) == 5
+    parted = plan_changes(con, "dest", now, departed=withdraw, parts=parts, on_part=lambda p, keys: seen.append(keys))
+
+    assert parted.texts == whole.texts and parted.previous == whole.previous and parted.gone == whole.gone
+    counts = (whole.unchanged, whole.departed, whole.still_rejected)
+    assert (parted.unchanged, parted.departed, parted.still_rejected) == counts == (190 - 63, 10, 1)
+    assert len(whole.texts) == 62 + 100 + 10  # changed (k12 still refused), new, departed
+    assert [k for keys in seen for k in keys] == list(parted.texts)  # every key once, in the order planned
+    assert set(seen[-1]) == whole.gone and all(set(keys).isdisjoint(whole.gone) for keys in seen[:-1])
+    assert all(k < "k2" for k in seen[0]) and all(k >= "k2" for keys in seen[1:-1] for k in keys)
+    assert len(seen) == 6  # the first part, 4 by hash (none empty here), the departed
+
+
+def test_combining_hands_every_outcome_once_and_never_two_at_a_time() -> None:
+    import threading
+    import time
+
+    from audiences.combining import Combining
+
+    handled: list[int] = []
+    calls: list[int] = []
+    busy = threading.Lock()
+
+    def handle(outcomes: list[int]) -> None:
+        assert busy.acquire(blocking=False), "two threads handling at once"
+        try:
+            time.sleep(0.002)  # a warehouse insert: the others hand theirs in meanwhile
+            handled.extend(outcomes)
+            calls.append(len(outcomes))
+        finally:
+            busy.release()
+
+    combining: Combining[int] = Combining(handle)
+
+    def sender(first: int) -> None:
+        for i in range(first, first + 50):
+            combining.put(i)
+
+    threads = [threading.Thread(target=sender, args=(n * 50,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(handled) == list(range(400))
+    assert len(calls) < 400  # outcomes handed in while one was handled went together
