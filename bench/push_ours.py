@@ -18,6 +18,10 @@ import logging
 import time
 from pathlib import Path
 
+# pandas is loaded in the Dagster step process that pushes (the code location imports it); pyarrow loads it when
+# it builds its first table, so without this the push would be timed with a one-off import in it.
+import pandas  # noqa: F401
+
 from audiences.customerio_client import DEFAULT_CONCURRENCY, DEFAULT_TRACK_REQUESTS_PER_SECOND, CustomerIOClient
 from audiences.customerio_sync import sync_people
 from audiences.field_mapping import load_mapping
