@@ -25,7 +25,13 @@ from audiences.customerio_client import (
 )
 from audiences.field_mapping import FieldMapping
 from audiences.mailchimp_client import subscriber_hash
-from audiences.payload_sql import YIELDS_EMAIL, contacts_sql, customerio_payload_sql, non_ascii_email_keys
+from audiences.payload_sql import (
+    YIELDS_EMAIL,
+    contact_keys_sql,
+    contacts_sql,
+    customerio_payload_sql,
+    non_ascii_email_keys,
+)
 from audiences.profiles import Profile, ProfileSource, stage_profiles
 from audiences.sync_result import SyncResult
 from audiences.sync_state import (
@@ -190,9 +196,10 @@ def sync_people(
     columns = source.columns(con)
     contacts = "_customerio_contacts"  # the address rule's window over every profile, computed once
     with registered(con, "_email_keys", non_ascii_email_keys(con, source, subscriber_hash)):
-        con.execute(f"create or replace temp table {contacts} as {contacts_sql(source, columns, '_email_keys')}")
+        con.execute(f"create or replace temp table {contacts} as {contact_keys_sql(source, columns, '_email_keys')}")
 
-    def query(part: str) -> str:  # the part's contacts, then their payloads
+    def query(part: str) -> str:  # the part's contacts with their profiles, then their payloads
+        rows = contacts_sql(source, columns, None, keys=f"(select * from {contacts} where {part})")
         return customerio_payload_sql(
             source,
             columns,
@@ -200,7 +207,7 @@ def sync_people(
             max_identifier_bytes=MAX_IDENTIFIER_BYTES,
             max_op_bytes=MAX_OP_BYTES,
             max_value_bytes=MAX_VALUE_BYTES,
-            contacts=f"(select * from {contacts} where {part})",
+            contacts=f"({rows})",
         )
 
     rejections: list[Rejection] = []

@@ -29,7 +29,7 @@ from audiences.combining import Combining
 from audiences.field_mapping import FieldMapping
 from audiences.mailchimp_client import MailchimpClient, MailchimpError, subscriber_hash, worker_pool
 from audiences.mailchimp_tags import TagChanges, apply_tag_changes
-from audiences.payload_sql import contacts_sql, mailchimp_payload_sql, non_ascii_email_keys
+from audiences.payload_sql import contact_keys_sql, contacts_sql, mailchimp_payload_sql, non_ascii_email_keys
 from audiences.profiles import Profile, ProfileSource, stage_profiles
 from audiences.sync_result import SyncResult
 from audiences.sync_state import (
@@ -122,13 +122,18 @@ def plan_contacts(
     columns = source.columns(con)
     contacts = "_mailchimp_contacts"
     with registered(con, "_email_keys", non_ascii_email_keys(con, source, subscriber_hash)):
-        con.execute(f"create or replace temp table {contacts} as {contacts_sql(source, columns, '_email_keys')}")
+        con.execute(f"create or replace temp table {contacts} as {contact_keys_sql(source, columns, '_email_keys')}")
     try:
         formats = date_formats() if callable(date_formats) else date_formats
+
+        def payloads(part: str) -> str:  # the part's contacts with their profiles, then their payloads
+            rows = contacts_sql(source, columns, None, keys=f"(select * from {contacts} where {part})")
+            return mailchimp_payload_sql(f"({rows})", columns, mapping, formats)
+
         plan = plan_changes(
             con,
             DESTINATION,
-            lambda part: mailchimp_payload_sql(f"(select * from {contacts} where {part})", columns, mapping, formats),
+            payloads,
             full_resync=full_resync,
             departed=departed_payload if withdraw_departed else None,
             extras=("member", "tag_count"),
@@ -430,10 +435,6 @@ def sync_members(
     source = profiles if isinstance(profiles, ProfileSource) else stage_profiles(con, profiles)
     result = SyncResult(DESTINATION, dry_run=dry_run, considered=source.count(con))
 
-    def audience() -> dict[str, str]:  # fails on a wrong audience id or key
-        client.get_audience(list_id)
-        return ensure_merge_fields(client, list_id, mapping, create=not dry_run)
-
     recording = con.cursor()  # the batches' answers are recorded on the threads that get them
 
     def record_created(plan: Plan, keys: list[str]) -> None:
@@ -443,14 +444,20 @@ def sync_members(
 
     with worker_pool(max_connections) as pool:
         # the audience is read while the warehouse keys the contacts; new contacts are sent as they are planned
-        setup = pool.submit(audience)
+        checked = pool.submit(client.get_audience, list_id)  # fails on a wrong audience id or key
+        fields = pool.submit(ensure_merge_fields, client, list_id, mapping, create=not dry_run)
+
+        def date_formats() -> dict[str, str]:
+            checked.result()
+            return fields.result()
+
         creates = BatchCreates(client, list_id, pool, record_created)
         try:
             plan, invalid = plan_contacts(
                 con,
                 source,
                 mapping,
-                setup.result,
+                date_formats,
                 full_resync=full_resync,
                 withdraw_departed=withdraw_departed,
                 parts=("true",) if dry_run else hash_parts(PLAN_PARTS, column="__key"),

@@ -126,7 +126,7 @@ def non_ascii_email_keys(
     emails = [
         row[0]
         for row in con.execute(
-            f"select distinct email from ({source.select()}) where email is not null and strlen(email) <> length(email)"
+            f"select distinct email from {source.table()} where email is not null and strlen(email) <> length(email)"
         ).fetchall()
     ]
     return pa.table(
@@ -138,28 +138,50 @@ def non_ascii_email_keys(
     )
 
 
-def contacts_sql(source: ProfileSource, columns: Mapping[str, str], email_keys: str | None) -> str:
-    """Every profile with its address as sent (``__email``: trimmed), its contact key (md5 of the trimmed,
-    lowercased address), whether it may be a contact, and its rank among the profiles of the same address: the
-    highest lifetime spend, then the lowest id, wins (the one rule for every destination). ``email_keys``: the
-    ``non_ascii_email_keys`` table; without it, non-ASCII addresses are keyed by DuckDB's case rules."""
+CONTACT_COLUMNS = ("__email", "__key", "__valid", "__rank", "__winner")
+
+
+def contact_keys_sql(source: ProfileSource, columns: Mapping[str, str], email_keys: str | None) -> str:
+    """Each profile's ``customer_id`` and ``email`` with its address as sent (``__email``: trimmed), its contact key
+    (``__key``: md5 of the trimmed, lowercased address), whether it may be a contact (``__valid``), and its rank
+    among the profiles of the same address (``__rank``, ``__winner``: the customer id ranked first): the highest
+    lifetime spend, then the lowest id, wins (the one rule for every destination). ``email_keys``: the
+    ``non_ascii_email_keys`` table; without it, non-ASCII addresses are keyed by DuckDB's case rules. Only the
+    columns the rule reads are read, so this is quick to keep as a table."""
     spend = "coalesce(lifetime_spend, 0)" if "lifetime_spend" in columns else "0"
+    needed = ["customer_id", "email", *(c for c in ("has_valid_email", "lifetime_spend") if c in columns)]
     keys = email_keys or "(select null::varchar as email, null::varchar as key, null::varchar as address)"
     return f"""
-        with p as ({source.select()}),
+        with p as (select {", ".join(needed)} from {source.table()}),
         trimmed as (
             select p.*, coalesce(k.address, trim(p.email, {_ASCII_SPACE})) as __email,
                 coalesce(k.key, md5(lower(trim(p.email, {_ASCII_SPACE})))) as __key
             from p left join {keys} k on k.email = p.email
         ),
         keyed as (select *, {valid_email(columns, "trimmed", "__email")} as __valid from trimmed)
-        select *,
+        select customer_id, email, __email, __key, __valid,
             case when __valid then row_number() over (
                 partition by __valid, __key order by {spend} desc, customer_id) end as __rank,
             case when __valid then first_value(customer_id) over (
                 partition by __valid, __key order by {spend} desc, customer_id) end as __winner
         from keyed
     """
+
+
+def contacts_sql(
+    source: ProfileSource, columns: Mapping[str, str], email_keys: str | None, *, keys: str | None = None
+) -> str:
+    """Every profile column and ``__tags`` (``ProfileSource.select``) with its contact columns
+    (``contact_keys_sql``). ``keys``: a table (or subquery) of ``contact_keys_sql``'s rows to use instead, e.g. a
+    part of them: then only those profiles are read."""
+    contact = ", ".join(f"k.{c}" for c in CONTACT_COLUMNS)
+    if keys is None:
+        keys = f"({contact_keys_sql(source, columns, email_keys)})"
+        return f"select p.*, {contact} from ({source.select()}) p join {keys} k using (customer_id)"
+    return (
+        f"select p.*, {contact} from {keys} k "
+        f"join ({source.select(f'(select customer_id from {keys})')}) p using (customer_id)"
+    )
 
 
 def mailchimp_payload_sql(

@@ -50,17 +50,20 @@ class ProfileSource:
     segments: str = SEGMENTS_TABLE
     limit: int | None = None
 
-    def _limited(self) -> str:
+    def table(self) -> str:
+        """The profiles (with a ``limit``, the first N by customer id), as a table expression."""
         if self.limit is None:
             return self.profiles
         return f"(select * from {self.profiles} order by customer_id limit {int(self.limit)})"
 
-    def select(self) -> str:
-        """Every profile column, and ``__tags``: the customer's segment tags, sorted."""
+    def select(self, customers: str | None = None) -> str:
+        """Every profile column, and ``__tags``: the customer's segment tags, sorted. ``customers``: a query of the
+        customer ids to read (all when None)."""
+        only = f" where customer_id in {customers}" if customers else ""
         return (
-            f"select p.*, coalesce(t.tags, []::varchar[]) as __tags from {self._limited()} p left join "
-            f"(select customer_id, list_sort(list(tag)) as tags from {self.segments} group by customer_id) t "
-            "using (customer_id)"
+            f"select p.*, coalesce(t.tags, []::varchar[]) as __tags from (select * from {self.table()}{only}) p "
+            f"left join (select customer_id, list_sort(list(tag)) as tags from {self.segments}{only} "
+            "group by customer_id) t using (customer_id)"
         )
 
     def columns(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -68,7 +71,7 @@ class ProfileSource:
         return {row[0]: str(row[1]) for row in con.execute(f"describe select * from {self.profiles}").fetchall()}
 
     def count(self, con: duckdb.DuckDBPyConnection) -> int:
-        return int(con.execute(f"select count(*) from {self._limited()}").fetchone()[0])  # type: ignore[index]
+        return int(con.execute(f"select count(*) from {self.table()}").fetchone()[0])  # type: ignore[index]
 
 
 def stage_profiles(con: duckdb.DuckDBPyConnection, profiles: Sequence[Profile]) -> ProfileSource:
