@@ -295,9 +295,11 @@ def report(results: dict[str, Any]) -> str:
         "(its CPU time is in the per-round table): that row measures the stand-in; the lower rate measures us."
     )
     add(
-        "- profiles/s = profiles accepted / seconds. *Send phase*: from the first request to the last answer. "
-        "*Whole push*: the whole `sync_members` / `sync_people` call, which also reads the profiles, computes and "
-        "compares the payloads in the warehouse, sets up the audience and records what was accepted."
+        "- profiles/s = profiles accepted / seconds. *Whole push*: the whole `sync_members` / `sync_people` call, "
+        "which also reads the profiles, keys the contacts, computes and compares the payloads in the warehouse (in "
+        "parts: the first part's records are sent while the next are planned), sets up the audience (while the "
+        "contacts are keyed) and records what was accepted: the figure held to the target. *Send phase*: from the "
+        "first request to the last answer."
     )
     add(
         f"- Naive peers: one official-SDK call per person in a plain loop (`bench/push_naive.py`: "
@@ -318,12 +320,12 @@ def report(results: dict[str, Any]) -> str:
         key, name, c = push_key(destination, rate), title(destination, rate), ceiling(results, destination, rate)
         send = fig(f"{key}_first", lambda r: _rate(r, "send_seconds"))
         whole = fig(f"{key}_first", lambda r: _rate(r, "seconds"))
-        met = "**yes**" if median(send) >= 0.8 * c else "**no**"
+        met = "**yes**" if median(whole) >= 0.8 * c else "**no**"
         add(
-            f"| {name}, first push, send phase: profiles/s | {show(send)} | {share(send, c)} of {c:,.0f}/s | "
+            f"| {name}, first push, whole push: profiles/s | {show(whole)} | {share(whole, c)} of {c:,.0f}/s | "
             f"≥ 80 % | {met} |"
         )
-        add(f"| {name}, first push, whole push: profiles/s | {show(whole)} | {share(whole, c)} | - | - |")
+        add(f"| {name}, first push, send phase: profiles/s | {show(send)} | {share(send, c)} | - | - |")
         add(f"| {name}, first push: API calls | {show(fig(f'{key}_first', lambda r: r['api_calls']))} | | | |")
         add(
             f"| {name}, nightly after {s['fraction']:.0%} changed: API calls | "
