@@ -39,6 +39,7 @@ from audiences.sync_state import (
     Rejection,
     hash_parts,
     plan_changes,
+    plan_parts,
     record_accepted,
     record_outcome,
     record_rejections,
@@ -170,9 +171,6 @@ def recorder(
     return record
 
 
-PLAN_PARTS = 8  # the plan is made in parts: the first part's ops are sent while the rest is planned
-
-
 def sync_people(
     con: duckdb.DuckDBPyConnection,
     client: CustomerIOClient,
@@ -212,6 +210,7 @@ def sync_people(
 
     rejections: list[Rejection] = []
     sample: list[str] = []
+    parts = plan_parts(con, DESTINATION, result.considered, full_resync=full_resync)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, contextlib.closing(con.cursor()) as cursor:
         deliveries = Deliveries(client, pool, recorder(cursor, DESTINATION, run_id))
@@ -243,7 +242,7 @@ def sync_people(
                 full_resync=full_resync,
                 departed=departed_payload if withdraw_departed else None,
                 extras=("op", "problem", "yields_email"),
-                parts=hash_parts(1 if dry_run else PLAN_PARTS, first=YIELDS_EMAIL, column="customer_id"),
+                parts=hash_parts(1 if dry_run else parts, first=YIELDS_EMAIL, column="customer_id"),
                 on_part=take,
             )
         finally:  # what was sent is handled (and recorded) even when planning failed

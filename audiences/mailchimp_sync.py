@@ -38,6 +38,7 @@ from audiences.sync_state import (
     hash_parts,
     payload_hash,
     plan_changes,
+    plan_parts,
     record_accepted,
     record_outcome,
 )
@@ -147,7 +148,6 @@ def plan_contacts(
 
 
 MEMBER_BATCH = 500  # POST /lists/{id}: at most 500 members per call
-PLAN_PARTS = 8  # the plan is made in parts: the first part's new contacts are sent while the rest is planned
 CONTACT_EXISTS = "ERROR_CONTACT_EXISTS"
 MEMBER_KEYS = ("email_address", "status_if_new", "merge_fields")
 
@@ -435,6 +435,7 @@ def sync_members(
     source = profiles if isinstance(profiles, ProfileSource) else stage_profiles(con, profiles)
     result = SyncResult(DESTINATION, dry_run=dry_run, considered=source.count(con))
 
+    parts = plan_parts(con, DESTINATION, result.considered, full_resync=full_resync)
     recording = con.cursor()  # the batches' answers are recorded on the threads that get them
 
     def record_created(plan: Plan, keys: list[str]) -> None:
@@ -460,7 +461,7 @@ def sync_members(
                 date_formats,
                 full_resync=full_resync,
                 withdraw_departed=withdraw_departed,
-                parts=("true",) if dry_run else hash_parts(PLAN_PARTS, column="__key"),
+                parts=hash_parts(1 if dry_run else parts, column="__key"),
                 on_part=None if dry_run else creates.take,
             )
             creates.finish(plan)

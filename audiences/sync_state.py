@@ -153,6 +153,7 @@ class Plan:
 
 
 PLAN_TABLE = "_sync_plan"
+PARTS = 8  # a push that sends most records is planned in parts: the first part is sent while the rest is planned
 
 
 def plan_changes(
@@ -208,6 +209,15 @@ def hash_parts(count: int, first: str | None = None, column: str = "record_key")
 
 
 PART_TABLE = "_sync_plan_part"
+
+
+def plan_parts(con: duckdb.DuckDBPyConnection, destination: str, considered: int, *, full_resync: bool) -> int:
+    """How many parts to plan a push in: several when it will likely send most records (a first push, a full
+    resync, a destination that holds less than half of them), so sending starts while the rest is planned; one
+    otherwise (a nightly run sends few records, and each part reads the profiles again)."""
+    ensure_schema(con)
+    pushed = con.execute("select count(*) from sync.pushed_records where destination = ?", [destination]).fetchone()
+    return PARTS if full_resync or int(pushed[0] if pushed else 0) * 2 < considered else 1
 
 
 def _plan(

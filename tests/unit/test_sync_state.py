@@ -4,10 +4,12 @@ import duckdb
 import pytest
 
 from audiences.sync_state import (
+    PARTS,
     Rejection,
     hash_parts,
     payload_hash,
     plan_changes,
+    plan_parts,
     record_accepted,
     record_rejections,
 )
@@ -147,3 +149,13 @@ def test_combining_hands_every_outcome_once_and_never_two_at_a_time() -> None:
         thread.join()
     assert sorted(handled) == list(range(400))
     assert len(calls) < 400  # outcomes handed in while one was handled went together
+
+
+def test_a_push_that_sends_most_records_is_planned_in_parts(con: duckdb.DuckDBPyConnection) -> None:
+    assert plan_parts(con, "dest", 100, full_resync=False) == PARTS > 1  # a first push
+    record_accepted(con, "dest", [(f"k{i}", "h", {"v": i}) for i in range(49)])
+    assert plan_parts(con, "dest", 100, full_resync=False) == PARTS  # the destination holds less than half
+    record_accepted(con, "dest", [(f"k{i}", "h", {"v": i}) for i in range(49, 90)])
+    assert plan_parts(con, "dest", 100, full_resync=False) == 1  # a nightly run
+    assert plan_parts(con, "dest", 100, full_resync=True) == PARTS
+    assert plan_parts(con, "other", 100, full_resync=False) == PARTS
