@@ -1,4 +1,5 @@
-"""Outcomes handed in by many threads, handled in as few calls as they allow (flat combining).
+"""Answers of requests sent from many threads: handled in as few calls as they allow (flat combining), and
+the requests in flight (``InFlight``).
 
 Sending threads hand in what each answer says (``put``); whichever of them finds nobody handling handles every
 outcome waiting, in one call, and the others go back to sending at once. Recording one batch's answer in the
@@ -9,8 +10,10 @@ in together are recorded together, as soon as the recorder is free, and no sende
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -41,3 +44,23 @@ class Combining(Generic[T]):
             with self._lock:  # one handed in after we took the list, while we still held ``_handling``
                 if not self._waiting:
                     return
+
+
+class InFlight:
+    """Requests sent on a pool and not yet handled: when the first left, and each one's error raised, as soon as
+    it is done (``check``) or once all are (``check(block=True)``)."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+        self.futures: set[Future[None]] = set()
+        self.first_sent: float | None = None
+
+    def submit(self, send: Callable[..., None], *args: Any) -> None:
+        if self.first_sent is None:
+            self.first_sent = time.monotonic()
+        self.futures.add(self.pool.submit(send, *args))
+
+    def check(self, *, block: bool = False) -> None:
+        done, self.futures = wait(self.futures, timeout=None if block else 0)
+        for future in done:
+            future.result()  # a refused key, or a failure to record

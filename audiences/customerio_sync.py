@@ -9,12 +9,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import duckdb
 
-from audiences.combining import Combining
+from audiences.combining import Combining, InFlight
 from audiences.customerio_client import (
     DEFAULT_CONCURRENCY,
     MAX_OP_BYTES,
@@ -94,7 +94,7 @@ class Deliveries:
         pool: ThreadPoolExecutor,
         on_batch: Callable[[Plan, list[str], list[Rejection]], None] = lambda plan, accepted, rejections: None,
     ) -> None:
-        self.client, self.pool = client, pool
+        self.client = client
         self.lock = threading.Lock()
         self.recorded: Combining[tuple[Plan, list[str], list[Rejection]]] = Combining(
             lambda answered: on_batch(
@@ -104,35 +104,24 @@ class Deliveries:
             )
         )
         self.packer: OpPacker[tuple[str, bytes]] = OpPacker()
-        self.in_flight: set[Future[None]] = set()
+        self.in_flight = InFlight(pool)
         self.accepted: list[str] = []
         self.rejections: list[Rejection] = []
-        self.first_sent: float | None = None
         self.plan = Plan()
 
     def add(self, plan: Plan, key: str, op: bytes) -> None:
         self.plan = plan
         closed = self.packer.add((key, op), len(op))
         if closed:
-            self._send(closed)
-            self._check(block=False)
+            self.in_flight.submit(self._deliver, plan, closed)
+            self.in_flight.check()
 
     def flush(self) -> None:
         """Send what is packed and wait for every answer: what is sent after comes after them."""
         rest = self.packer.rest()
         if rest:
-            self._send(rest)
-        self._check(block=True)
-
-    def _send(self, batch: list[tuple[str, bytes]]) -> None:
-        if self.first_sent is None:
-            self.first_sent = time.monotonic()
-        self.in_flight.add(self.pool.submit(self._deliver, self.plan, batch))
-
-    def _check(self, *, block: bool) -> None:
-        done, self.in_flight = wait(self.in_flight, timeout=None if block else 0)
-        for future in done:
-            future.result()  # a refused key, or a failure to record
+            self.in_flight.submit(self._deliver, self.plan, rest)
+        self.in_flight.check(block=True)
 
     def _deliver(self, plan: Plan, batch: list[tuple[str, bytes]]) -> None:
         try:
@@ -255,7 +244,7 @@ def sync_people(
         result.planned_sample = [identify_op(plan.to_send[k]) for k in sample[:10]]
         return result.finish(started=started, client=client, sent=0, rejections=rejections)
 
-    result.send_seconds = time.monotonic() - (deliveries.first_sent or time.monotonic())
+    result.send_seconds = time.monotonic() - (deliveries.in_flight.first_sent or time.monotonic())
     for key in deliveries.accepted:
         if key in plan.previous:
             result.updated += 1

@@ -18,14 +18,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
 import duckdb
 
-from audiences.combining import Combining
+from audiences.combining import Combining, InFlight
 from audiences.field_mapping import FieldMapping
 from audiences.mailchimp_client import MailchimpClient, MailchimpError, subscriber_hash, worker_pool
 from audiences.mailchimp_tags import TagChanges, apply_tag_changes
@@ -230,14 +230,13 @@ class BatchCreates:
         pool: ThreadPoolExecutor,
         on_created: Callable[[Plan, list[str]], None] = lambda plan, keys: None,
     ) -> None:
-        self.client, self.list_id, self.pool = client, list_id, pool
+        self.client, self.list_id = client, list_id
         self.lock = threading.Lock()
         self.waiting: list[str] = []
-        self.in_flight: set[Future[None]] = set()
+        self.in_flight = InFlight(pool)
         self.created: list[str] = []
         self.existing: list[str] = []
         self.refused: dict[str, Rejection] = {}
-        self.first_sent: float | None = None
         self.recorded: Combining[tuple[Plan, list[str]]] = Combining(
             lambda answered: on_created(answered[0][0], [key for _, keys in answered for key in keys])
         )
@@ -247,25 +246,17 @@ class BatchCreates:
         while len(self.waiting) >= MEMBER_BATCH:
             self._send(plan, self.waiting[:MEMBER_BATCH])
             del self.waiting[:MEMBER_BATCH]
-        self._check(block=False)
+        self.in_flight.check()
 
     def finish(self, plan: Plan | None) -> None:
         """Send what is left and wait for every answer."""
         if self.waiting and plan is not None:
             self._send(plan, self.waiting)
         self.waiting = []
-        self._check(block=True)
+        self.in_flight.check(block=True)
 
     def _send(self, plan: Plan, chunk: list[str]) -> None:
-        members = [_extra(plan, k)[0] for k in chunk]
-        if self.first_sent is None:
-            self.first_sent = time.monotonic()
-        self.in_flight.add(self.pool.submit(self._deliver, plan, chunk, members))
-
-    def _check(self, *, block: bool) -> None:
-        done, self.in_flight = wait(self.in_flight, timeout=None if block else 0)
-        for future in done:
-            future.result()  # a refused key, or a failure to record
+        self.in_flight.submit(self._deliver, plan, chunk, [_extra(plan, k)[0] for k in chunk])
 
     def _deliver(self, plan: Plan, chunk: list[str], members: list[dict[str, Any] | str]) -> None:
         try:
@@ -478,7 +469,7 @@ def sync_members(
         result.planned_sample = [plan.to_send[k] for k in sorted(plan.to_send)[:10]]
         return result.finish(started=started, client=client, sent=0, rejections=new_invalid)
 
-    sending = creates.first_sent or time.monotonic()
+    sending = creates.in_flight.first_sent or time.monotonic()
     refused: dict[str, Rejection] = dict(creates.refused)
     created, existing = creates.created, sorted(creates.existing)
     # Members written more than once (a PUT, then a call per tag moved) are recorded after each write too.
