@@ -107,7 +107,7 @@ def forward_events(
             for key in keys:
                 deliveries.add(plan, key, encode_op(plan.to_send[key]))
         finally:  # what was sent is handled (and recorded) whatever stopped the sending
-            deliveries.flush()
+            deliveries.close()
     result.send_seconds = time.monotonic() - sending
     accepted = deliveries.accepted
     result.created = len(accepted)

@@ -40,8 +40,8 @@ from audiences.sync_state import (
     hash_parts,
     plan_changes,
     plan_parts,
-    record_accepted,
     record_outcome,
+    record_planned,
     record_rejections,
 )
 from audiences.warehouse import registered
@@ -83,10 +83,10 @@ class Deliveries:
 
     A per-op error (207) is a permanent rejection of that record; a batch that failed as a whole (after the
     retries) is a transient one for each of its records, sent again next run. A refused key stops the run.
-    ``on_batch(plan, accepted, rejections)`` gets each batch's outcome as soon as it is answered, on the thread
-    that sent it (those of batches answered together in one call), so a run that dies halfway has recorded what
-    was delivered and sends again only what was in flight.
-    """
+    ``on_batch(plan, accepted, rejections)`` gets each batch's outcome as soon as it is answered, on a recorder
+    thread (those of batches answered meanwhile in one call; no connection waits for the warehouse), so a run
+    that dies halfway has recorded what was delivered and sends again only what was in flight. A failure of
+    ``on_batch`` stops the run (``add``, ``flush``, ``close``)."""
 
     def __init__(
         self,
@@ -115,6 +115,7 @@ class Deliveries:
         if closed:
             self.in_flight.submit(self._deliver, plan, closed)
             self.in_flight.check()
+            self.recorded.check()
 
     def flush(self) -> None:
         """Send what is packed and wait for every answer: what is sent after comes after them."""
@@ -122,6 +123,14 @@ class Deliveries:
         if rest:
             self.in_flight.submit(self._deliver, self.plan, rest)
         self.in_flight.check(block=True)
+        self.recorded.check()
+
+    def close(self) -> None:
+        """Send what is packed, wait for every answer, and until every outcome is recorded."""
+        try:
+            self.flush()
+        finally:
+            self.recorded.close()
 
     def _deliver(self, plan: Plan, batch: list[tuple[str, bytes]]) -> None:
         try:
@@ -153,8 +162,7 @@ def recorder(
     ``cursor`` (a cursor of its own: the answers come in on other threads; the tables exist: the plan made them)."""
 
     def record(plan: Plan, accepted: list[str], rejections: list[Rejection]) -> None:
-        rows = [(key, plan.hashes[key], plan.texts[key]) for key in accepted]
-        record_accepted(cursor, destination, rows, ensure=False)
+        record_planned(cursor, destination, plan, accepted, ensure=False)
         record_rejections(cursor, destination, rejections, run_id, ensure=False)
 
     return record
@@ -236,7 +244,7 @@ def sync_people(
             )
         finally:  # what was sent is handled (and recorded) even when planning failed
             con.execute(f"drop table if exists {contacts}")
-            deliveries.flush()
+            deliveries.close()
     result.unchanged = plan.unchanged
     result.departed = plan.departed
     result.still_rejected = plan.still_rejected

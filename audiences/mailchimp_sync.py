@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
@@ -41,6 +41,8 @@ from audiences.sync_state import (
     plan_parts,
     record_accepted,
     record_outcome,
+    record_planned,
+    record_rejections,
 )
 from audiences.warehouse import registered
 
@@ -48,11 +50,26 @@ log = logging.getLogger(__name__)
 DESTINATION = "mailchimp"
 
 
-def ensure_merge_fields(
-    client: MailchimpClient, list_id: str, mapping: FieldMapping, *, create: bool = True
-) -> dict[str, str]:
-    """Create the mapped merge fields missing on the audience (unless ``create`` is false, as in a dry run);
-    return tag -> date format for date fields."""
+NEW_DATE_FORMAT = "MM/DD/YYYY"  # the format of the date fields we create (Mailchimp's default, asked explicitly)
+
+
+@dataclass
+class MergeFields:
+    """The audience's merge fields as the mapping needs them: the date format of each date field, those the
+    fields still ``missing`` will have included (their create bodies ask for it), so the contacts' payloads can
+    be planned while the fields are being created."""
+
+    date_formats: dict[str, str]
+    missing: list[dict[str, Any]]
+
+
+def _date_format(field: Mapping[str, Any]) -> str:
+    return str((field.get("options") or {}).get("date_format") or "YYYY-MM-DD")
+
+
+def read_merge_fields(client: MailchimpClient, list_id: str, mapping: FieldMapping) -> MergeFields:
+    """The mapped merge fields the audience lacks, and every date field's format; a field of another type than
+    the mapping says stops the run."""
     existing = {f["tag"]: f for f in client.merge_fields(list_id)}
     missing: list[dict[str, Any]] = []
     for merge_field in mapping.merge_fields:
@@ -71,20 +88,30 @@ def ensure_merge_fields(
             "type": merge_field.type,
             "public": False,
         }
+        if merge_field.type == "date":
+            body["options"] = {"date_format": NEW_DATE_FORMAT}
         missing.append(body)
-    if create and missing:  # a first push creates them all: side by side, not 200 ms after 200 ms
-        with worker_pool(len(missing)) as pool:
-            made = pool.map(lambda body: client.create_merge_field(list_id, body), missing)
-            for body, field in zip(missing, made, strict=True):
-                existing[body["tag"]] = field
-                log.info("created Mailchimp merge field %s (%s)", body["tag"], body["type"])
-    elif missing:
-        existing.update({body["tag"]: body for body in missing})
-    return {
-        tag: str((f.get("options") or {}).get("date_format") or "YYYY-MM-DD")
-        for tag, f in existing.items()
-        if f.get("type") == "date"
-    }
+    fields = [*existing.values(), *missing]
+    return MergeFields({str(f["tag"]): _date_format(f) for f in fields if f.get("type") == "date"}, missing)
+
+
+def create_merge_fields(client: MailchimpClient, list_id: str, fields: MergeFields) -> None:
+    """Create the missing merge fields, side by side (a first push creates them all: not 200 ms after 200 ms).
+    A date field created with another format than the one planned with stops the run: its dates would be
+    misread."""
+    if not fields.missing:
+        return
+    with worker_pool(len(fields.missing)) as pool:
+        made = pool.map(lambda body: client.create_merge_field(list_id, body), fields.missing)
+        for body, field in zip(fields.missing, made, strict=True):
+            log.info("created Mailchimp merge field %s (%s)", body["tag"], body["type"])
+            if body["type"] == "date" and _date_format(field) != fields.date_formats[body["tag"]]:
+                raise MailchimpError(
+                    400,
+                    "Merge field date format",
+                    f"audience field {body['tag']} was created with format {_date_format(field)}, "
+                    f"asked for {fields.date_formats[body['tag']]}",
+                )
 
 
 def contact_rejections(con: duckdb.DuckDBPyConnection, contacts: str) -> list[Rejection]:
@@ -95,9 +122,10 @@ def contact_rejections(con: duckdb.DuckDBPyConnection, contacts: str) -> list[Re
         "where not __valid or __rank > 1 order by customer_id"
     ).fetchall()
     rejections: list[Rejection] = []
+    no_email = payload_hash({})
     for customer_id, email, address, valid, key, winner in rows:
         if not address:  # none, or only spaces
-            rejections.append(Rejection(customer_id, "missing email", True, payload_hash({})))
+            rejections.append(Rejection(customer_id, "missing email", True, no_email))
         elif not valid:
             rejections.append(Rejection(customer_id, "invalid email address", True, payload_hash({"email": email})))
         else:
@@ -217,10 +245,12 @@ class BatchCreates:
     """New contacts through the batch endpoint, sent as the plan finds them: ``take`` is ``plan_changes``'s
     ``on_part``, so the first 500 go out while the warehouse plans the rest.
 
-    Each batch is handled as soon as it is answered, on the thread that sent it: members that exist already (added
-    by someone else) go to ``existing``, refused ones to ``refused``, and the created keys to ``on_created`` (a new
-    member is complete then, its tags included), those of batches answered together in one call. A refused key
-    stops the run (``take``, ``finish``).
+    No batch leaves before ``ready()`` returns (the merge fields exist). Each batch is handled as soon as it is
+    answered, on the thread that sent it: members that exist already (added by someone else) go to ``existing``,
+    refused ones to ``refused``; the created keys go to ``on_created`` (a new member is complete then, its tags
+    included) on a recorder thread, which takes those of batches answered meanwhile in the same call, so no
+    connection waits for the warehouse. A refused key, or a failure of ``on_created``, stops the run (``take``,
+    ``finish``).
     """
 
     def __init__(
@@ -229,8 +259,9 @@ class BatchCreates:
         list_id: str,
         pool: ThreadPoolExecutor,
         on_created: Callable[[Plan, list[str]], None] = lambda plan, keys: None,
+        ready: Callable[[], None] = lambda: None,
     ) -> None:
-        self.client, self.list_id = client, list_id
+        self.client, self.list_id, self.ready = client, list_id, ready
         self.lock = threading.Lock()
         self.waiting: list[str] = []
         self.in_flight = InFlight(pool)
@@ -247,18 +278,27 @@ class BatchCreates:
             self._send(plan, self.waiting[:MEMBER_BATCH])
             del self.waiting[:MEMBER_BATCH]
         self.in_flight.check()
+        self.recorded.check()
 
-    def finish(self, plan: Plan | None) -> None:
-        """Send what is left and wait for every answer."""
-        if self.waiting and plan is not None:
+    def flush(self, plan: Plan) -> None:
+        """Send what is left."""
+        if self.waiting:
             self._send(plan, self.waiting)
         self.waiting = []
-        self.in_flight.check(block=True)
+
+    def finish(self) -> None:
+        """Wait for every answer, and until every new member is recorded."""
+        self.waiting = []
+        try:
+            self.in_flight.check(block=True)
+        finally:
+            self.recorded.close()
 
     def _send(self, plan: Plan, chunk: list[str]) -> None:
         self.in_flight.submit(self._deliver, plan, chunk, [_extra(plan, k)[0] for k in chunk])
 
     def _deliver(self, plan: Plan, chunk: list[str], members: list[dict[str, Any] | str]) -> None:
+        self.ready()  # the merge fields exist
         try:
             answer, error = self.client.batch_members(self.list_id, members, update_existing=False), None
         except Exception as exc:
@@ -427,23 +467,31 @@ def sync_members(
     result = SyncResult(DESTINATION, dry_run=dry_run, considered=source.count(con))
 
     parts = plan_parts(con, DESTINATION, result.considered, full_resync=full_resync)
-    recording = con.cursor()  # the batches' answers are recorded on the threads that get them
+    recording = con.cursor()  # the batches' answers are recorded on a thread of their own
 
     def record_created(plan: Plan, keys: list[str]) -> None:
         # each batch's new members are recorded as it is answered: a run that dies later (or in another batch)
         # does not create them again (the tables exist: the plan made them)
-        record_accepted(recording, DESTINATION, [(k, plan.hashes[k], plan.texts[k]) for k in keys], ensure=False)
+        record_planned(recording, DESTINATION, plan, keys, ensure=False)
 
     with worker_pool(max_connections) as pool:
-        # the audience is read while the warehouse keys the contacts; new contacts are sent as they are planned
+        # the audience and its merge fields are read while the warehouse keys the contacts; the missing fields are
+        # created while it plans, and new contacts are sent as they are planned, once the fields exist
         checked = pool.submit(client.get_audience, list_id)  # fails on a wrong audience id or key
-        fields = pool.submit(ensure_merge_fields, client, list_id, mapping, create=not dry_run)
+        fields = pool.submit(read_merge_fields, client, list_id, mapping)
+        made: list[Future[None]] = []
 
         def date_formats() -> dict[str, str]:
             checked.result()
-            return fields.result()
+            if not dry_run:  # before any member is sent (FIFO: before the first batch too)
+                made.append(pool.submit(create_merge_fields, client, list_id, fields.result()))
+            return fields.result().date_formats
 
-        creates = BatchCreates(client, list_id, pool, record_created)
+        def fields_made() -> None:
+            for future in made:
+                future.result()
+
+        creates = BatchCreates(client, list_id, pool, record_created, ready=fields_made)
         try:
             plan, invalid = plan_contacts(
                 con,
@@ -455,18 +503,26 @@ def sync_members(
                 parts=hash_parts(1 if dry_run else parts, column="__key"),
                 on_part=None if dry_run else creates.take,
             )
-            creates.finish(plan)
+            if not dry_run:
+                creates.flush(plan)
+            # while the last batches are answered: the plan of the other writes, the profiles that are not contacts
+            members = plan_members(plan)
+            keys = sorted(plan.to_send)
+            new_invalid = [r for r in invalid if plan.is_new_rejection(r)]
+            if not dry_run:
+                record_rejections(con, DESTINATION, new_invalid, run_id)
         finally:  # what was sent is handled (and recorded) even when planning failed
-            creates.finish(None)
-            recording.close()
-    new_invalid = [r for r in invalid if plan.is_new_rejection(r)]
+            try:
+                creates.finish()
+            finally:
+                recording.close()
+        fields_made()
     result.still_rejected = plan.still_rejected + len(invalid) - len(new_invalid)
     result.unchanged = plan.unchanged
     result.departed = plan.departed
-    members = plan_members(plan)
     result.planned = members.operations()
     if dry_run:
-        result.planned_sample = [plan.to_send[k] for k in sorted(plan.to_send)[:10]]
+        result.planned_sample = [plan.to_send[k] for k in keys[:10]]
         return result.finish(started=started, client=client, sent=0, rejections=new_invalid)
 
     sending = creates.in_flight.first_sent or time.monotonic()
@@ -480,14 +536,14 @@ def sync_members(
         refused.setdefault(key, Rejection(key, reason, False, plan.hashes[key]))
     result.send_seconds = time.monotonic() - sending
 
-    accepted = [key for key in sorted(plan.to_send) if key not in refused]
-    created_now = set(created)
-    for key in accepted:
-        if key in created_now:
-            result.created += 1
-        elif key not in plan.gone:  # departed contacts are counted apart
-            result.updated += 1
-    rejections = new_invalid + [refused[k] for k in sorted(refused)]
-    recorded = created_now | held.recorded
-    record_outcome(con, DESTINATION, plan, [k for k in accepted if k not in recorded], rejections, run_id)
-    return result.finish(started=started, client=client, sent=len(accepted), rejections=rejections)
+    created_now = set(created)  # recorded as they were answered
+    for key in refused:  # none should be (a batch refuses only members it did not create): counted once if so
+        created_now.discard(key)
+    others = [key for key in keys if key not in created_now and key not in refused]  # the other writes accepted
+    result.created = len(created_now)
+    result.updated = sum(1 for key in others if key not in plan.gone)  # departed contacts are counted apart
+    rejections = [refused[k] for k in sorted(refused)]
+    record_outcome(con, DESTINATION, plan, [k for k in others if k not in held.recorded], rejections, run_id)
+    return result.finish(
+        started=started, client=client, sent=len(created_now) + len(others), rejections=new_invalid + rejections
+    )

@@ -251,7 +251,7 @@ def _plan(
                 # unchanged: the same text as the last accepted payload (what its stored hash was taken of)
                 rows = con.execute(
                     f"""
-                    select p.record_key, p.payload, s.payload::varchar{extra_sql}
+                    select p.record_key, p.payload, sha256(p.payload), s.payload::varchar{extra_sql}
                     from {PART_TABLE} p
                     left join (select record_key, payload from sync.pushed_records where destination = $destination) s
                         using (record_key)
@@ -302,8 +302,7 @@ def _plan(
 def _take(plan: Plan, rows: list[tuple[Any, ...]], known: dict[str, dict[str, Any]], full_resync: bool) -> list[str]:
     """Add a part's new and changed records to ``plan``; returns the keys to send."""
     added: list[str] = []
-    for key, text, stored, *extra in rows:
-        digest = _digest(text)
+    for key, text, digest, stored, *extra in rows:  # digest: ``_digest(text)``, taken by the warehouse
         if not full_resync and (key, digest) in plan.rejected_before:
             plan.still_rejected += 1
             continue
@@ -337,10 +336,36 @@ def record_accepted(
         keys.append(key)
         digests.append(digest)
         payloads.append(payload if isinstance(payload, str) else canonical_json(payload))
+    return _insert_accepted(con, destination, keys, digests, payloads, ensure=ensure)
+
+
+def record_planned(
+    con: duckdb.DuckDBPyConnection, destination: str, plan: Plan, keys: Sequence[str], *, ensure: bool = True
+) -> int:
+    """Store the planned payloads of ``keys``, which the destination accepted (as ``record_accepted``)."""
+    hashes, texts = plan.hashes, plan.texts
+    return _insert_accepted(con, destination, keys, [hashes[k] for k in keys], [texts[k] for k in keys], ensure=ensure)
+
+
+def _insert_accepted(
+    con: duckdb.DuckDBPyConnection,
+    destination: str,
+    keys: Sequence[str],
+    digests: Sequence[str],
+    payloads: Sequence[str],
+    *,
+    ensure: bool,
+) -> int:
     if keys:
         if ensure:
             ensure_schema(con)
-        batch = pa.table({"record_key": keys, "payload_hash": digests, "payload": payloads})
+        batch = pa.table(
+            {
+                "record_key": pa.array(keys, pa.string()),
+                "payload_hash": pa.array(digests, pa.string()),
+                "payload": pa.array(payloads, pa.string()),
+            }
+        )
         with registered(con, "_accepted", batch):
             con.execute(
                 "insert or replace into sync.pushed_records "
@@ -421,6 +446,6 @@ def record_outcome(
     run_id: str | None,
 ) -> None:
     """Store what the destination accepted (by key, from the plan) and what it refused."""
-    rows = [(key, plan.hashes[key], plan.texts[key]) for key in accepted]
-    record_accepted(con, destination, rows + plan.rehashed)
+    record_planned(con, destination, plan, list(accepted))
+    record_accepted(con, destination, plan.rehashed)
     record_rejections(con, destination, rejections, run_id)

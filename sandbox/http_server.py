@@ -33,6 +33,7 @@ class Request:
     body: bytes
     params: dict[str, str] = field(default_factory=dict)  # path parameters from the route pattern
     received_at: float = field(default_factory=time.time)
+    arrived: float = field(default_factory=time.monotonic)  # when its request line came in (monotonic clock)
 
     def json(self) -> Any:
         """The body parsed as JSON (orjson: strict RFC 8259, so NaN or a stray byte is an error, as at the real
@@ -88,6 +89,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         """The ``Date`` header tells the stand-in's clock (the Stripe account's, for the Stripe stand-in)."""
         return super().date_time_string(self.server.stand_in.clock() if timestamp is None else timestamp)
 
+    def parse_request(self) -> bool:
+        self._arrived = time.monotonic()  # the request line is in: the latency clock starts (headers, body follow)
+        return super().parse_request()
+
     def _handle(self) -> None:
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
@@ -98,6 +103,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             query=parse_qsl(split.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            arrived=self._arrived,
         )
         response = self.server.stand_in.dispatch(request)
         if response is None:  # fault injection: drop the connection without answering
@@ -175,9 +181,8 @@ class StandInServer:
         if not self.latency_includes_processing:
             time.sleep(self.latency)
             return self._answer(request)
-        started = time.monotonic()
-        response = self._answer(request)
-        time.sleep(max(0.0, started + self.latency - time.monotonic()))
+        response = self._answer(request)  # the latency counts from its arrival: reading it took some already
+        time.sleep(max(0.0, request.arrived + self.latency - time.monotonic()))
         return response
 
     def _answer(self, request: Request) -> Response | None:

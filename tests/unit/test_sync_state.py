@@ -147,8 +147,43 @@ def test_combining_hands_every_outcome_once_and_never_two_at_a_time() -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    combining.close()
     assert sorted(handled) == list(range(400))
     assert len(calls) < 400  # outcomes handed in while one was handled went together
+
+
+def test_combining_never_holds_up_the_thread_that_hands_in_and_raises_a_failure_where_checked() -> None:
+    import threading
+
+    from audiences.combining import Combining
+
+    release, entered = threading.Event(), threading.Event()
+    handled: list[list[str]] = []
+
+    def handle(outcomes: list[str]) -> None:
+        entered.set()
+        release.wait(10)  # a slow warehouse
+        handled.append(outcomes)
+        if "bad" in outcomes:
+            raise RuntimeError("the warehouse refused the insert")
+
+    combining: Combining[str] = Combining(handle)
+    combining.put("a")  # returns while "a" is being handled
+    assert entered.wait(10)
+    combining.put("b")
+    combining.put("c")
+    assert handled == []
+    combining.check()  # nothing failed yet
+    release.set()
+    combining.close()
+    assert handled == [["a"], ["b", "c"]]  # handed in while "a" was handled: together
+
+    failing: Combining[str] = Combining(handle)
+    failing.put("bad")
+    with pytest.raises(RuntimeError, match="refused the insert"):
+        failing.close()
+    with pytest.raises(RuntimeError, match="refused the insert"):
+        failing.check()
 
 
 def test_a_push_that_sends_most_records_is_planned_in_parts(con: duckdb.DuckDBPyConnection) -> None:
