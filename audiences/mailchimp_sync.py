@@ -510,7 +510,7 @@ def sync_members(
             keys = sorted(plan.to_send)
             new_invalid = [r for r in invalid if plan.is_new_rejection(r)]
             if not dry_run:
-                record_rejections(con, DESTINATION, new_invalid, run_id)
+                record_rejections(con, DESTINATION, new_invalid, run_id, ensure=False)  # the plan made the tables
         finally:  # what was sent is handled (and recorded) even when planning failed
             try:
                 creates.finish()
