@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from decimal import Decimal
 
 import duckdb
 import pytest
@@ -20,6 +19,7 @@ from audiences.mailchimp_sync import NEW_DATE_FORMAT, sync_members
 from audiences.profiles import Profile
 from sandbox.http_server import Fault
 from sandbox.mailchimp_api import MailchimpStandIn
+from tests.integration.test_push_faults import profiles as fault_test_profiles
 
 KEY = "0123456789abcdef0123456789abcdef-us21"
 AUDIENCE = "f00dfeed02"
@@ -35,20 +35,12 @@ MAPPING = FieldMapping(
 BATCHES = r"/lists/[^/]+$"
 
 
-def profiles(n: int = 1_200) -> list[Profile]:
-    out = []
-    for i in range(n):
-        fields = {
-            "customer_id": f"cus_{i:05d}",
-            "email": f"person{i}@gmail.com",
-            "has_valid_email": True,
-            "lifetime_spend": Decimal(i % 50),
-            "last_purchase_at": dt.datetime(2026, 3, 4, tzinfo=dt.UTC),
-            "first_purchase_at": dt.datetime(2025, 11, 30, tzinfo=dt.UTC),
-            "marketing_consent": False,
-        }
-        out.append(Profile(fields["customer_id"], fields, ["spend:low"]))
-    return out
+def profiles() -> list[Profile]:
+    """The fault tests' 1,200 people, each with a first purchase too (a second date field)."""
+    people = fault_test_profiles()
+    for person in people:
+        person.fields["first_purchase_at"] = dt.datetime(2025, 11, 30, tzinfo=dt.UTC)
+    return people
 
 
 @pytest.fixture
