@@ -11,6 +11,7 @@ from audiences.sync_state import (
     plan_changes,
     plan_parts,
     record_accepted,
+    record_planned,
     record_rejections,
 )
 
@@ -115,6 +116,21 @@ def test_a_plan_made_in_parts_is_the_plan_made_at_once(con: duckdb.DuckDBPyConne
     assert set(seen[-1]) == whole.gone and all(set(keys).isdisjoint(whole.gone) for keys in seen[:-1])
     assert all(k < "k2" for k in seen[0]) and all(k >= "k2" for keys in seen[1:-1] for k in keys)
     assert len(seen) == 6  # the first part, 4 by hash (none empty here), the departed
+
+
+def test_new_records_are_inserted_and_one_stored_after_all_is_replaced(con: duckdb.DuckDBPyConnection) -> None:
+    plan = plan_changes(con, "dest", {"k1": {"v": 1}, "k2": {"v": 2}, "k3": {"v": 3}})
+    assert plan.previous == {}
+    record_planned(con, "dest", plan, ["k1"], new=True)
+    # k1 now has a row although the plan found none (a run that planned before it was stored): replaced, and the
+    # others of the same call inserted
+    changed = plan_changes(con, "other", {"k1": {"v": 9}})
+    plan.send("k1", changed.texts["k1"], changed.hashes["k1"])
+    record_planned(con, "dest", plan, ["k1", "k2", "k3"], new=True)
+
+    stored = con.execute("select record_key, payload::varchar from sync.pushed_records order by 1").fetchall()
+    assert stored == [("k1", '{"v":9}'), ("k2", '{"v":2}'), ("k3", '{"v":3}')]
+    assert plan_changes(con, "dest", {"k1": {"v": 9}, "k2": {"v": 2}, "k3": {"v": 3}}).to_send == {}
 
 
 def test_combining_hands_every_outcome_once_and_never_two_at_a_time() -> None:
