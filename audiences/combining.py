@@ -26,13 +26,13 @@ class Combining(Generic[T]):
     An error of ``handle`` stops the handling: the outcomes handed in since are dropped, and ``check`` and ``close``
     raise it in the thread that calls them."""
 
-    def __init__(self, handle: Callable[[list[T]], None], *, name: str = "recorder") -> None:
+    def __init__(self, handle: Callable[[list[T]], None]) -> None:
         self._handle = handle
         self._lock = threading.Lock()  # guards ``_waiting``, ``_running`` and ``_error``
         self._waiting: list[T] = []
         self._running: Future[None] | None = None
         self._error: BaseException | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
 
     def put(self, outcome: T) -> None:
         """Hand in ``outcome``; it is handled soon after, on the handling thread."""

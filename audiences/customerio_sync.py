@@ -162,9 +162,7 @@ def recorder(
     ``cursor`` (a cursor of its own: the answers come in on other threads; the tables exist: the plan made them)."""
 
     def record(plan: Plan, accepted: list[str], rejections: list[Rejection]) -> None:
-        fresh = [key for key in accepted if key not in plan.previous]  # the plan found nothing stored for them
-        record_planned(cursor, destination, plan, fresh, ensure=False, new=True)
-        record_planned(cursor, destination, plan, [key for key in accepted if key in plan.previous], ensure=False)
+        record_planned(cursor, destination, plan, accepted, ensure=False)
         record_rejections(cursor, destination, rejections, run_id, ensure=False)
 
     return record

@@ -472,7 +472,7 @@ def sync_members(
     def record_created(plan: Plan, keys: list[str]) -> None:
         # each batch's new members are recorded as it is answered: a run that dies later (or in another batch)
         # does not create them again (the tables exist: the plan made them)
-        record_planned(recording, DESTINATION, plan, keys, ensure=False, new=True)  # new members: nothing stored
+        record_planned(recording, DESTINATION, plan, keys, ensure=False)
 
     with worker_pool(max_connections) as pool:
         # the audience and its merge fields are read while the warehouse keys the contacts; the missing fields are

@@ -340,20 +340,18 @@ def record_accepted(
 
 
 def record_planned(
-    con: duckdb.DuckDBPyConnection,
-    destination: str,
-    plan: Plan,
-    keys: Sequence[str],
-    *,
-    ensure: bool = True,
-    new: bool = False,
+    con: duckdb.DuckDBPyConnection, destination: str, plan: Plan, keys: Sequence[str], *, ensure: bool = True
 ) -> int:
-    """Store the planned payloads of ``keys``, which the destination accepted (as ``record_accepted``). ``new``:
-    keys the plan found nothing stored for (``plan.previous`` lacks them), added with a plain insert, which costs
-    DuckDB a third of an ``insert or replace``; one that has a row after all is then replaced as usual."""
-    hashes, texts = plan.hashes, plan.texts
-    digests, payloads = [hashes[k] for k in keys], [texts[k] for k in keys]
-    return _insert_accepted(con, destination, keys, digests, payloads, ensure=ensure, new=new)
+    """Store the planned payloads of ``keys``, which the destination accepted (as ``record_accepted``). Those the
+    plan found nothing stored for (``plan.previous`` lacks them) are added with a plain insert, which costs DuckDB
+    a third of an ``insert or replace``; should one have a row after all, they are replaced as the others are."""
+    hashes, texts, previous = plan.hashes, plan.texts, plan.previous
+    for new in (True, False):
+        part = [k for k in keys if (k not in previous) == new]
+        _insert_accepted(
+            con, destination, part, [hashes[k] for k in part], [texts[k] for k in part], ensure=ensure, new=new
+        )
+    return len(keys)
 
 
 def _insert_accepted(

@@ -121,12 +121,12 @@ def test_a_plan_made_in_parts_is_the_plan_made_at_once(con: duckdb.DuckDBPyConne
 def test_new_records_are_inserted_and_one_stored_after_all_is_replaced(con: duckdb.DuckDBPyConnection) -> None:
     plan = plan_changes(con, "dest", {"k1": {"v": 1}, "k2": {"v": 2}, "k3": {"v": 3}})
     assert plan.previous == {}
-    record_planned(con, "dest", plan, ["k1"], new=True)
+    record_planned(con, "dest", plan, ["k1"])
     # k1 now has a row although the plan found none (a run that planned before it was stored): replaced, and the
     # others of the same call inserted
     changed = plan_changes(con, "other", {"k1": {"v": 9}})
     plan.send("k1", changed.texts["k1"], changed.hashes["k1"])
-    record_planned(con, "dest", plan, ["k1", "k2", "k3"], new=True)
+    record_planned(con, "dest", plan, ["k1", "k2", "k3"])
 
     stored = con.execute("select record_key, payload::varchar from sync.pushed_records order by 1").fetchall()
     assert stored == [("k1", '{"v":9}'), ("k2", '{"v":2}'), ("k3", '{"v":3}')]
